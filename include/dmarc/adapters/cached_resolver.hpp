@@ -1,0 +1,107 @@
+// NAME
+//   cached_resolver - a TTL cache in front of another Resolver
+// STANDARDS
+//   RFC 1035 (TTL), RFC 2308 (negative caching), RFC 2181 8 (TTL range)
+// SYNOPSIS
+//   auto ldns = std::make_shared<dmarc::LdnsResolver>(opts);
+//   dmarc::CachedResolver cache(ldns, {.max_ttl = std::chrono::seconds(3600)});
+//   dmarc::DnsAnswer a = cache.txt("_dmarc.example.com");
+// DESCRIPTION
+//   CachedResolver answers from its cache while an entry is fresh and asks
+//   the wrapped resolver otherwise. It is the one cache shared by DMARC,
+//   SPF and DKIM lookups.
+//
+//   Keys are (name lower-cased in ASCII without a trailing dot, type), so
+//   "Example.COM." and "example.com" share an entry.
+//
+//   What is cached, and for how long:
+//     Ok                the answer's ttl, at most max_ttl
+//     NxDomain, NoData  the answer's ttl (the SOA-derived negative TTL),
+//                       raised to min_negative_ttl, at most max_ttl;
+//                       not at all when cache_negative is false
+//     TempFail          never: the next lookup asks again, so an outage
+//                       ends as soon as the upstream recovers
+//     PermFail          never: it is mostly a bad name, refused locally
+//   An answer whose cache lifetime is 0 s is passed through uncached.
+//   A cached answer is returned with ttl = the whole seconds it has left.
+//
+//   The cache is split into `shards` shards by key hash, each with its own
+//   mutex and LRU list; each holds at most ceil(max_entries / shards)
+//   entries, evicting its least recently used entry to make room. Expired
+//   entries are dropped when met.
+//
+//   Concurrent misses for one key each query upstream (no request
+//   coalescing); the last answer stored wins.
+//
+//   The clock is injectable (options.clock) so expiry is testable without
+//   sleeping; by default std::chrono::steady_clock::now.
+// THREADING
+//   query(), stats() and clear() may be called from any thread. The wrapped
+//   resolver must itself be thread-safe (LdnsResolver is); it is called
+//   without any cache lock held.
+// DIAGNOSTICS
+//   The constructor throws std::invalid_argument for shards == 0 or
+//   max_entries == 0. query() never throws (an exception from the wrapped
+//   resolver becomes TempFail). stats() counts hits, misses, evictions
+//   (entries pushed out for room) and expirations.
+// SECURITY
+//   The entry count is bounded; the size of each entry is bounded by the
+//   wrapped resolver (one DNS message).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "dmarc/core/dns.hpp"
+
+namespace dmarc {
+
+struct CachedResolverOptions {
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
+  std::chrono::seconds max_ttl{3600};          // upper bound for every entry
+  std::chrono::seconds min_negative_ttl{0};    // floor for NxDomain/NoData
+  bool cache_negative = true;                  // cache NxDomain/NoData at all
+  std::size_t max_entries = 10000;             // over all shards
+  std::size_t shards = 16;
+  Clock clock;                                 // empty: steady_clock::now
+};
+
+struct CacheStats {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t evictions = 0;    // removed to make room (LRU)
+  std::uint64_t expirations = 0;  // removed because their TTL ran out
+  std::size_t entries = 0;        // currently stored
+};
+
+class CachedResolver final : public Resolver {
+ public:
+  using Options = CachedResolverOptions;
+
+  // Wraps UPSTREAM, sharing ownership.
+  explicit CachedResolver(std::shared_ptr<Resolver> upstream, Options options = {});
+  // Wraps UPSTREAM, which must outlive this object.
+  explicit CachedResolver(Resolver& upstream, Options options = {});
+  ~CachedResolver() override;
+  CachedResolver(const CachedResolver&) = delete;
+  CachedResolver& operator=(const CachedResolver&) = delete;
+
+  // Resolver
+  DnsAnswer query(std::string_view name, RRType type) override;
+
+  CacheStats stats() const;
+  // clear - drop every entry (counters are kept).
+  void clear();
+  const Options& options() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dmarc

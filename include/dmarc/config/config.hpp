@@ -1,0 +1,91 @@
+// NAME
+//   config - the dmarc-milter configuration file and its one settings table
+// SYNOPSIS
+//   # /etc/dmarc-milter.conf
+//   Nameservers     127.0.0.1:5353
+//   DMARCMode       rfc9989
+// DESCRIPTION
+//   The file has one "Key value" pair per line, as OpenDMARC's and
+//   OpenDKIM's do. Keys are case-insensitive; '#' starts a comment at the
+//   start of a line or after whitespace; blank lines are ignored. A key
+//   given twice keeps the last value.
+//   settings_table() is the single list of keys: their type, default,
+//   allowed range and one-line description. The parser, `-n` (the effective
+//   configuration), conf/dmarc-milter.conf and man/dmarc-milter.conf.5 all
+//   follow it (a test checks the last two).
+// DIAGNOSTICS
+//   ConfigError names the file and line: "FILE:LINE: message". Unknown keys
+//   are warnings with file and line, so that an existing opendmarc.conf can
+//   be read.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dmarc/core/expected.hpp"
+#include "dmarc/core/org_domain.hpp"
+
+namespace dmarc {
+
+enum class SettingType { String, Integer, Boolean, Choice, List, Path };
+
+struct SettingSpec {
+  std::string_view key;
+  SettingType type;
+  std::string_view default_value;  // as it would be written in the file
+  std::string_view description;
+  std::vector<std::string_view> choices;  // Choice only
+  long min = 0, max = 0;                  // Integer only
+};
+
+const std::vector<SettingSpec>& settings_table();
+const SettingSpec* find_setting(std::string_view key) noexcept;
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 0: not tied to a line
+  std::string message;
+  std::string str() const;
+};
+
+struct ConfigWarning {
+  std::string file;
+  int line = 0;
+  std::string message;
+  std::string str() const;
+};
+
+// The typed configuration. Every field has its settings_table() default.
+struct Config {
+  std::vector<std::string> nameservers;  // empty: /etc/resolv.conf
+  int dns_timeout_s = 5;
+  int dns_retries = 2;
+  std::size_t dns_cache_size = 65536;
+  std::uint32_t dns_cache_max_ttl = 3600;
+  DmarcMode mode = DmarcMode::Rfc9989;
+  std::string public_suffix_list;
+
+  std::string source;                   // file it came from, "" for defaults
+  std::map<std::string, std::string> values;  // canonical key -> value text
+  std::vector<ConfigWarning> warnings;
+};
+
+// default_config - every setting at its default.
+Config default_config();
+
+// parse_config - read TEXT as the contents of FILE (named in messages).
+Expected<Config, ConfigError> parse_config(std::string_view text, const std::string& file);
+// load_config - read and parse FILE.
+Expected<Config, ConfigError> load_config(const std::string& file);
+
+// format_effective - the effective configuration, one "Key value" per line
+// in settings_table() order, for `-n`.
+std::string format_effective(const Config& c);
+
+// split_list - values of a List setting: separated by commas and/or spaces.
+std::vector<std::string> split_list(std::string_view v);
+
+}  // namespace dmarc

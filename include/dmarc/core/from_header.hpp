@@ -1,0 +1,78 @@
+// NAME
+//   from_header - extract the author domains from an RFC 5322 From field
+// STANDARDS
+//   RFC 5322 3.4 (address specification), 3.6.2 (originator fields),
+//   4.4 (obsolete addressing); RFC 2047 (encoded words in display names);
+//   RFC 6532 (UTF-8 in headers); RFC 7489 6.6.1 / RFC 9989 (author domain)
+// DESCRIPTION
+//   parse_from_header() takes the field body of a From header (the text
+//   after "From:", unfolded or not) and returns every mailbox it names, in
+//   order, with its domain normalised to a lower-case A-label. It accepts
+//   display names, quoted strings with quoted-pairs, comments (nested),
+//   groups ("undisclosed: a@b.example;"), angle addresses, obsolete route
+//   syntax and RFC 2047 encoded words in display names; it rejects what
+//   would let an attacker make two parsers disagree on the author domain:
+//   text after an address ("user@example.net>"), unbalanced quotes, angle
+//   brackets or comments, empty list elements in a mailbox-list
+//   (CVE-2021-34555), a missing or invalid domain, a domain literal
+//   ([192.0.2.1]) which has no DMARC policy.
+//   Several mailboxes are all returned (CVE-2019-16378): the caller decides.
+// DIAGNOSTICS
+//   FromError with a code and the byte offset where parsing stopped.
+// SECURITY
+//   Input is untrusted; it is bounded to kMaxFromHeaderLength octets and
+//   kMaxFromAddresses addresses, and may contain NUL bytes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dmarc/core/expected.hpp"
+
+namespace dmarc {
+
+inline constexpr std::size_t kMaxFromHeaderLength = 16 * 1024;
+inline constexpr std::size_t kMaxFromAddresses = 64;
+
+struct Mailbox {
+  std::string display_name;  // decoded (RFC 2047), may be empty
+  std::string local_part;    // as written, quoting removed
+  std::string domain;        // normalised A-label, lower case
+};
+
+enum class FromErrorCode {
+  Empty,              // no mailbox at all
+  TooLong,            // over kMaxFromHeaderLength
+  TooManyAddresses,   // over kMaxFromAddresses
+  UnbalancedQuote,
+  UnbalancedComment,
+  UnbalancedAngle,
+  EmptyListElement,   // ", ," or a leading/trailing comma
+  MissingAt,          // an addr-spec without '@'
+  BadLocalPart,
+  BadDomain,          // empty, invalid or not normalisable
+  DomainLiteral,      // [192.0.2.1]: no DMARC policy can be found
+  TrailingGarbage,    // text after a complete address
+  NulByte,
+  Syntax,             // anything else
+};
+
+struct FromError {
+  FromErrorCode code;
+  std::size_t offset = 0;  // byte offset into the input where it was found
+};
+
+std::string_view to_token(FromErrorCode c) noexcept;
+
+struct FromHeader {
+  std::vector<Mailbox> mailboxes;  // at least one
+  // distinct_domains - the domains of all mailboxes, each once, in order.
+  std::vector<std::string> distinct_domains() const;
+};
+
+// parse_from_header - parse a From field body. Never throws except bad_alloc.
+Expected<FromHeader, FromError> parse_from_header(std::string_view field_body);
+
+}  // namespace dmarc

@@ -1,0 +1,54 @@
+#!/bin/sh
+# install-deps.sh - install every Debian 12 package that dmarc-milter needs.
+#
+# This is the one place where dependencies are listed.
+#   packaging/install-deps.sh          build and run dependencies
+#   packaging/install-deps.sh --test   the above, plus what the test suite needs
+# Run as root (or through sudo). Safe to run again.
+set -eu
+
+BUILD_PKGS="
+  build-essential cmake pkg-config
+  libmilter-dev
+  libspf2-dev
+  libopendkim-dev
+  libldns-dev
+  libspdlog-dev libfmt-dev
+  libpsl-dev publicsuffix
+  libsqlite3-dev
+"
+# The test suite starts its own DNS server (NSD) on 127.0.0.1 and uses
+# Catch2 v2 for the unit tests; ldnsutils gives drill for debugging zones.
+TEST_PKGS="
+  catch2 nlohmann-json3-dev
+  nsd
+  ldnsutils
+  python3
+"
+
+pkgs="$BUILD_PKGS"
+if [ "${1:-}" = "--test" ]; then
+  pkgs="$pkgs $TEST_PKGS"
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (sudo $0 $*)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! dpkg-query -W -f='${Status}\n' $pkgs 2>/dev/null | grep -qv '^install ok installed$' \
+   && [ "$(dpkg-query -W -f='${Status}\n' $pkgs 2>/dev/null | wc -l)" -eq "$(echo $pkgs | wc -w)" ]; then
+  echo "install-deps.sh: all packages already installed"
+else
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs
+fi
+
+# Debian starts NSD as a system service on port 53 when it is installed; the
+# tests run their own instances on free ports and do not need it.
+if [ "${1:-}" = "--test" ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now nsd >/dev/null 2>&1 || true
+fi

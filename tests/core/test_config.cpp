@@ -1,0 +1,112 @@
+// test_config.cpp - configuration parser, settings table, shipped docs
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "dmarc/config/config.hpp"
+
+using namespace dmarc;
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+const std::string kSource = DMARC_TEST_DATA_DIR "/../..";
+}  // namespace
+
+TEST_CASE("config: defaults come from the settings table", "[config]") {
+  Config c = default_config();
+  CHECK(c.nameservers.empty());
+  CHECK(c.dns_timeout_s == 5);
+  CHECK(c.dns_retries == 2);
+  CHECK(c.mode == DmarcMode::Rfc9989);
+  CHECK(c.public_suffix_list == "/usr/share/publicsuffix/public_suffix_list.dat");
+  // Every default is valid for its own key.
+  for (const auto& s : settings_table()) {
+    auto r = parse_config(std::string(s.key) + " " + std::string(s.default_value) + "\n", "defaults");
+    INFO(s.key);
+    CHECK(r.has_value());
+  }
+}
+
+TEST_CASE("config: keys, comments, case, last value wins", "[config]") {
+  auto r = parse_config(
+      "# comment\n"
+      "\n"
+      "nameservers 127.0.0.1:5353, [::1]:53   # trailing comment\n"
+      "DNSTIMEOUT 3\r\n"
+      "DMARCMode RFC7489\n"
+      "DNSRetries 1\n"
+      "DNSRetries 4\n",
+      "t.conf");
+  REQUIRE(r);
+  CHECK(r->nameservers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
+  CHECK(r->dns_timeout_s == 3);
+  CHECK(r->mode == DmarcMode::Rfc7489);
+  CHECK(r->dns_retries == 4);
+  CHECK(r->warnings.empty());
+}
+
+TEST_CASE("config: errors name the file and line", "[config]") {
+  auto r = parse_config("DNSTimeout 5\nDNSTimeout 0\n", "/etc/x.conf");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().str() == "/etc/x.conf:2: DNSTimeout must be between 1 and 60, not 0");
+  r = parse_config("\n\nDMARCMode bis\n", "a.conf");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().line == 3);
+  CHECK(r.error().str().find("rfc9989, rfc7489") != std::string::npos);
+  r = parse_config("DNSRetries three\n", "a.conf");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().str() == "a.conf:1: DNSRetries needs a whole number, not 'three'");
+  r = parse_config("PublicSuffixList relative/path\n", "a.conf");
+  REQUIRE_FALSE(r);
+  r = parse_config(std::string("DNSRetries 2\0\n", 14), "a.conf");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().line == 1);
+  r = parse_config("DNSTimeout\n", "a.conf");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().str() == "a.conf:1: DNSTimeout needs a value");
+  auto missing = load_config("/nonexistent/dmarc-milter.conf");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().str().rfind("/nonexistent/dmarc-milter.conf: ", 0) == 0);
+}
+
+TEST_CASE("config: unknown keys (an opendmarc.conf) are warnings with file:line", "[config]") {
+  auto r = parse_config("AuthservID mx.example.com\nHistoryFile /var/run/opendmarc.dat\nDNSRetries 3\n", "opendmarc.conf");
+  REQUIRE(r);
+  REQUIRE(r->warnings.size() == 2);
+  CHECK(r->warnings[0].str() == "opendmarc.conf:1: unknown key 'AuthservID' ignored");
+  CHECK(r->warnings[1].line == 2);
+  CHECK(r->dns_retries == 3);
+}
+
+TEST_CASE("config: -n output lists every key and round-trips", "[config]") {
+  auto r = parse_config("Nameservers 192.0.2.53\nDMARCMode rfc7489\n", "t.conf");
+  REQUIRE(r);
+  std::string eff = format_effective(*r);
+  for (const auto& s : settings_table()) CHECK(eff.find(std::string(s.key)) != std::string::npos);
+  auto again = parse_config(eff, "effective");
+  REQUIRE(again);
+  CHECK(again->nameservers == r->nameservers);
+  CHECK(again->mode == DmarcMode::Rfc7489);
+}
+
+TEST_CASE("config: conf/dmarc-milter.conf and the man page follow the settings table", "[config][docs]") {
+  std::string conf = slurp(kSource + "/conf/dmarc-milter.conf");
+  std::string man = slurp(kSource + "/man/dmarc-milter.conf.5");
+  for (const auto& s : settings_table()) {
+    INFO(s.key);
+    CHECK(man.find(".BI " + std::string(s.key) + " ") != std::string::npos);
+    CHECK(conf.find("\n" + std::string(s.key)) != std::string::npos);
+  }
+  // The shipped file parses and sets nothing but the defaults.
+  auto shipped = parse_config(conf, "conf/dmarc-milter.conf");
+  REQUIRE(shipped);
+  CHECK(shipped->warnings.empty());
+  CHECK(format_effective(*shipped).substr(format_effective(*shipped).find('\n') + 1) == format_effective(default_config()));
+}
