@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "dmarc/adapters/cached_resolver.hpp"
 #include "dmarc/adapters/ldns_resolver.hpp"
 #include "dmarc/adapters/psl_file.hpp"
 #include "dmarc/build_config.hpp"
@@ -127,7 +129,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  DomainCheck c = check_domain(**resolver, domain, cfg.mode, psl ? &*psl : nullptr);
+  // The walks for several identifiers ask the same names: one cache, as in the milter.
+  Resolver* dns = resolver->get();
+  std::unique_ptr<CachedResolver> cached;
+  if (cfg.dns_cache_size > 0) {
+    CachedResolverOptions co;
+    co.max_ttl = std::chrono::seconds(cfg.dns_cache_max_ttl);
+    co.max_entries = cfg.dns_cache_size;
+    cached = std::make_unique<CachedResolver>(*dns, co);
+    dns = cached.get();
+  }
+  DomainCheck c = check_domain(*dns, domain, cfg.mode, psl ? &*psl : nullptr);
   std::printf("domain:               %s\n", printable(c.domain).c_str());
   std::printf("mode:                 %s\n", std::string(to_token(c.mode)).c_str());
   std::printf("lookups:\n");
