@@ -1,7 +1,7 @@
 // from_header.cpp - RFC 5322 From field body parser (3.4, 3.6.2, 4.4; RFC 6854, 2047, 6532)
 //
 // Two passes, both linear in the input:
-//   1. lex() splits the body into atoms, quoted strings, domain literals and
+//   1. Lexer splits the body into atoms, quoted strings, domain literals and
 //      specials, dropping CFWS (RFC 5322 3.2.2) but remembering whether any
 //      preceded each token. Comments nest with an iterative depth counter.
 //   2. Parser walks the tokens with one token of look-ahead per decision
@@ -434,17 +434,21 @@ class Parser {
   // purpose: OpenDMARC crashed on them (CVE-2021-34555) and parsers
   // disagree on what they mean.
   bool list(std::vector<Mailbox>& out, bool in_group) {
+    bool after_comma = false;
     while (true) {
       const Token& t = peek();
       if (t.kind == Tok::Special && t.special == ',') return fail(FromErrorCode::EmptyListElement, t.offset);
+      // A group that never reaches its ";" ("g:", "g: a@b.example" above).
+      if (in_group && t.kind == Tok::End && !after_comma) return fail(FromErrorCode::Syntax, t.offset);
       if (t.kind == Tok::End || (in_group && t.kind == Tok::Special && t.special == ';')) {
-        // Only reachable after a comma: the caller handled an empty list.
+        // A trailing comma (the callers handle a list with no element at all).
         return fail(FromErrorCode::EmptyListElement, t.offset);
       }
       if (!address(out, in_group)) return false;
       const Token& n = peek();
       if (n.kind == Tok::Special && n.special == ',') {
         ++pos_;
+        after_comma = true;
         continue;
       }
       if (!in_group && n.kind == Tok::End) return true;
@@ -547,7 +551,8 @@ class Parser {
 
   // obs_route - RFC 5322 4.4 obs-route = obs-domain-list ":",
   // obs-domain-list = *(CFWS / ",") "@" domain *("," [CFWS] ["@" domain]).
-  // The route is parsed and discarded (RFC 5322 4.4: "MUST be ignored").
+  // The route is checked for syntax and discarded: only the addr-spec after
+  // it names the mailbox.
   bool obs_route() {
     while (at_special(',')) ++pos_;
     if (!at_special('@')) return fail(FromErrorCode::Syntax, peek().offset);

@@ -26,6 +26,11 @@ const std::map<std::string, std::string> kFromDiffer = {
     {"<<<><joe@joe.com>>>",
      "not RFC 5322: nested angle brackets; OpenDMARC digs an address out, we reject the From (a From two "
      "parsers read differently is how DMARC is bypassed)"},
+    {"\"Johnson, Joe <joe@joe.com>\" joe@joe.com",
+     "RFC 5322 3.4: a quoted display name must be followed by an angle-addr; a quoted word before a bare "
+     "addr-spec is a malformed local-part. Rejected: a MUA may show the quoted text as the sender "
+     "(\"Boss <boss@victim.example>\" attacker@evil.example)"},
+    {"\"( bob@bob.com)\" joe@joe.com", "as above: quoted text before a bare addr-spec"},
     {"Mail From:<joe@joe.com>",
      "RFC 5322 3.4 reads 'Mail From:' as a group display name, and the group has no closing ';': a syntax "
      "error, rejected"},
