@@ -319,11 +319,13 @@ void NsdServer::start_once(const NsdServerOptions& options) {
       ::dup2(err_fd, 1);
       ::dup2(err_fd, 2);
     }
+    ::setpgid(0, 0);  // NSD and its children: one group, stopped together
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(126);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  ::setpgid(pid_, pid_);  // also here: whichever runs first wins the race
 
   // Wait until NSD answers at all, then check every zone is served.
   const auto deadline = std::chrono::steady_clock::now() + options.startup_timeout;
@@ -352,7 +354,9 @@ void NsdServer::start_once(const NsdServerOptions& options) {
   }
 }
 
-// stop - terminate NSD and remove the directory (unless asked to keep it).
+// stop - terminate NSD (SIGTERM to the main process, which shuts its
+// children down; SIGKILL to the whole process group after 5 s, and to any
+// straggler) and remove the directory (unless asked to keep it).
 void NsdServer::stop() noexcept {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
@@ -367,9 +371,11 @@ void NsdServer::stop() noexcept {
       }
     }
     if (!reaped) {
-      ::kill(pid_, SIGKILL);
+      ::kill(-pid_, SIGKILL);
       ::waitpid(pid_, &status, 0);
     }
+    // NSD's server and xfrd children must not outlive it holding the port.
+    ::kill(-pid_, SIGKILL);
     pid_ = -1;
   }
   if (!dir_.empty()) {

@@ -3,9 +3,12 @@
 //   two tiny fake DNS servers (one silent, one scripted)
 // SYNOPSIS
 //   dmarc::test::NsdServer& nsd = dmarc::test::NsdServer::shared();
-//   auto r = dmarc::LdnsResolver::create({.nameservers = {nsd.address()}});
+//   dmarc::LdnsResolverOptions o;
+//   o.nameservers = {nsd.address()};
 //
-//   dmarc::test::NsdServer own({.extra_zones = {{"gen.example", zone_text}}});
+//   dmarc::test::NsdServerOptions zo;
+//   zo.extra_zones["gen.example"] = zone_text;
+//   dmarc::test::NsdServer own(zo);
 //   dmarc::test::BlackHoleServer hole;          // never answers
 //   dmarc::test::ScriptedDnsServer fake([](const std::string& q) {
 //     return dmarc::test::dns_reply(q, 2);        // SERVFAIL
@@ -20,7 +23,8 @@
 //   binding port 0; NSD does not chroot, does not change user, uses no
 //   database and no remote control. The constructor returns once NSD
 //   answers the SOA query of every zone with an authoritative NOERROR.
-//   The destructor stops NSD (SIGTERM, then SIGKILL after 5 s) and removes
+//   NSD runs in its own process group. The destructor stops it (SIGTERM,
+//   then SIGKILL to the group after 5 s or for stragglers) and removes
 //   the directory, unless DMARC_TEST_KEEP_NSD=1 is set in the environment
 //   (the directory is then named on stderr).
 //   shared() is one NsdServer over the default zones for the whole test

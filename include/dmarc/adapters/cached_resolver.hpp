@@ -3,8 +3,10 @@
 // STANDARDS
 //   RFC 1035 (TTL), RFC 2308 (negative caching), RFC 2181 8 (TTL range)
 // SYNOPSIS
-//   auto ldns = std::make_shared<dmarc::LdnsResolver>(opts);
-//   dmarc::CachedResolver cache(ldns, {.max_ttl = std::chrono::seconds(3600)});
+//   auto ldns = std::make_shared<dmarc::LdnsResolver>(ldns_options);
+//   dmarc::CachedResolverOptions copts;
+//   copts.max_ttl = std::chrono::seconds(3600);
+//   dmarc::CachedResolver cache(ldns, copts);
 //   dmarc::DnsAnswer a = cache.txt("_dmarc.example.com");
 // DESCRIPTION
 //   CachedResolver answers from its cache while an entry is fresh and asks

@@ -5,9 +5,14 @@
 //   caching TTL), RFC 6604 (RCODE after a CNAME chain), RFC 6891 (EDNS(0)
 //   UDP payload size), RFC 5952 (IPv6 text), RFC 7505 (null MX)
 // SYNOPSIS
-//   auto r = dmarc::LdnsResolver::create({.nameservers = {"127.0.0.1:5353"}});
+//   dmarc::LdnsResolverOptions opts;        // empty nameservers: resolv.conf
+//   opts.nameservers = {"127.0.0.1:5353", "[2001:db8::53]"};
+//   opts.timeout = std::chrono::milliseconds(1500);
+//   auto r = dmarc::LdnsResolver::create(opts);
 //   if (!r) die(r.error());
 //   dmarc::DnsAnswer a = (*r)->txt("_dmarc.example.com");
+//   (Prefer member assignment to designated initializers: g++ 12 -Wextra
+//   warns about the members a designated initializer leaves out.)
 // DESCRIPTION
 //   LdnsResolver sends recursive (RD=1) queries to the configured
 //   nameservers and maps each answer onto a DnsAnswer:
@@ -21,8 +26,9 @@
 //   Each try sends the query to every nameserver in the configured order
 //   (no randomisation); up to `tries` rounds are made. SERVFAIL and REFUSED
 //   move on to the next server, like timeouts. A truncated UDP answer is
-//   repeated over TCP (ldns fallback). Answers whose ID or question does
-//   not match the query are ignored (treated as no answer).
+//   repeated over TCP (ldns fallback; when no EDNS was sent ldns first
+//   retries UDP with a 4096-octet EDNS size). Answers whose ID or question
+//   does not match the query are ignored (treated as no answer).
 //
 //   CNAME chains in the answer section are followed from the name asked
 //   for (owner names compared case-insensitively). When an answer ends in
