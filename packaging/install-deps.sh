@@ -20,7 +20,7 @@ BUILD_PKGS="
 # The test suite starts its own DNS server (NSD) on 127.0.0.1 and uses
 # Catch2 v2 for the unit tests; ldnsutils gives drill for debugging zones.
 TEST_PKGS="
-  catch2 nlohmann-json3-dev
+  catch2 nlohmann-json3-dev libyaml-cpp-dev
   nsd
   ldnsutils
   python3

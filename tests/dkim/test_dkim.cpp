@@ -1,0 +1,2 @@
+#include <catch2/catch.hpp>
+// placeholder, replaced in issue 3
