@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "dmarc/build_config.hpp"
@@ -13,26 +14,99 @@
 namespace dmarc {
 
 const std::vector<SettingSpec>& settings_table() {
+  using T = SettingType;
   static const std::vector<SettingSpec> table = {
-      {"Nameservers", SettingType::List, "",
+      // --- DNS
+      {"Nameservers", T::List, "",
        "DNS servers to ask, as IP, IP:PORT or [IPv6]:PORT, separated by commas or spaces. "
        "Empty: the nameservers in /etc/resolv.conf.", {}, 0, 0},
-      {"DNSTimeout", SettingType::Integer, "5", "Seconds to wait for one DNS answer before retrying.", {}, 1, 60},
-      {"DNSRetries", SettingType::Integer, "2", "How many times a DNS query is sent before it is a temporary error.",
-       {}, 1, 10},
-      {"DNSCacheSize", SettingType::Integer, "65536",
+      {"DNSTimeout", T::Integer, "5", "Seconds to wait for one DNS answer before retrying.", {}, 1, 60},
+      {"DNSRetries", T::Integer, "2", "How many times a DNS query is sent before it is a temporary error.", {}, 1, 10},
+      {"DNSCacheSize", T::Integer, "65536",
        "Maximum number of DNS answers kept in the cache (0 disables the cache).", {}, 0, 10000000},
-      {"DNSCacheMaxTTL", SettingType::Integer, "3600", "Longest time in seconds an answer stays in the cache.", {}, 0,
-       604800},
-      {"DMARCMode", SettingType::Choice, "rfc9989",
+      {"DNSCacheMaxTTL", T::Integer, "3600", "Longest time in seconds an answer stays in the cache.", {}, 0, 604800},
+      // --- DMARC
+      {"DMARCMode", T::Choice, "rfc9989",
        "rfc9989: DNS tree walk for the organizational domain, np, psd and t (RFC 9989). "
        "rfc7489: Public Suffix List organizational domain and pct sampling (RFC 7489).",
        {"rfc9989", "rfc7489"}, 0, 0},
-      {"PublicSuffixList", SettingType::Path, build::kDefaultPslFile,
+      {"PublicSuffixList", T::Path, build::kDefaultPslFile,
        "The Public Suffix List file used in rfc7489 mode (Debian package publicsuffix).", {}, 0, 0},
+      // --- the daemon
+      {"Socket", T::String, "inet:8895@127.0.0.1",
+       "Where the milter listens: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH (local:PATH).", {}, 0, 0},
+      {"UserID", T::String, "", "user[:group] to run as after the socket is open. Empty: stay as started.", {}, 0, 0},
+      {"PidFile", T::Path, "", "File to write the process id to. Empty: none.", {}, 0, 0},
+      {"UMask", T::String, "007", "File creation mask (octal) for the unix socket and the pid file.", {}, 0, 0},
+      {"Background", T::Boolean, "yes", "Detach from the terminal and run in the background (-f overrides).", {}, 0, 0},
+      {"Syslog", T::Boolean, "yes", "Log to syslog; no: log to standard error.", {}, 0, 0},
+      {"SyslogFacility", T::Choice, "mail", "Syslog facility.",
+       {"mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}, 0, 0},
+      {"LogLevel", T::Choice, "info", "Least important messages logged: debug, info (one line per message), warning, error.",
+       {"debug", "info", "warning", "error"}, 0, 0},
+      {"MilterDebug", T::Integer, "0", "libmilter debug level (smfi_setdbg), 0 to 6.", {}, 0, 6},
+      // --- Authentication-Results
+      {"AuthservID", T::String, "",
+       "authserv-id of the Authentication-Results header fields added. Empty: this host's name.", {}, 0, 0},
+      {"TrustedAuthservIDs", T::List, "",
+       "More authserv-ids that belong to this site (other MTAs of a fleet). Incoming header fields carrying them "
+       "or AuthservID are forged and removed; their results are never trusted.", {}, 0, 0},
+      // --- who is checked
+      {"IgnoreHosts", T::List, "127.0.0.1, ::1",
+       "Clients (IP addresses or CIDR networks, or files listing them) whose mail is not checked.", {}, 0, 0},
+      {"IgnoreAuthenticatedClients", T::Boolean, "yes", "Do not check mail from SMTP-AUTH clients.", {}, 0, 0},
+      {"TrustedForwarders", T::List, "",
+       "Known forwarders whose failing mail is accepted (RFC 9990 trusted_forwarder): IP or CIDR, host name "
+       "(forward-confirmed reverse DNS; a leading dot matches subdomains), dkim:DOMAIN, or files listing them.",
+       {}, 0, 0},
+      // --- what is done
+      {"RejectFailures", T::Boolean, "yes",
+       "Apply the published policy (reject, quarantine). no: report only, add Authentication-Results.", {}, 0, 0},
+      {"QuarantineAction", T::Choice, "header",
+       "What quarantine means: header (add QuarantineHeader for Sieve/junk filing), hold (the MTA hold queue), or both.",
+       {"header", "hold", "both"}, 0, 0},
+      {"QuarantineHeader", T::String, "X-DMARC-Quarantine", "Name of the header field added to quarantined mail.", {}, 0, 0},
+      {"RejectText", T::String, "Message rejected by the DMARC policy of {domain}",
+       "Text of the 550 5.7.1 reply; {domain} is replaced by the author domain.", {}, 0, 0},
+      {"DNSFailureAction", T::Choice, "accept",
+       "When a DNS failure prevents the DMARC decision: accept, or tempfail (451 4.7.1).", {"accept", "tempfail"}, 0, 0},
+      {"BadFromAction", T::Choice, "reject",
+       "Mail with no From field, or one that cannot be read: reject (550 5.7.1), tempfail or accept.",
+       {"reject", "tempfail", "accept"}, 0, 0},
+      {"RejectMultiValueFrom", T::Boolean, "no",
+       "Reject mail whose From names several domains. no: check each domain; the strictest policy wins.", {}, 0, 0},
+      {"MaxFromDomains", T::Integer, "4", "Most From domains checked in one message; more is handled as BadFromAction.",
+       {}, 1, 64},
+      {"RequiredHeaders", T::Boolean, "no",
+       "Reject mail whose header does not meet RFC 5322 3.6: exactly one From and Date, at most one To, Cc, "
+       "Subject, Sender, Reply-To, Message-ID.", {}, 0, 0},
+      {"InternalErrorAction", T::Choice, "tempfail",
+       "What the MTA is told when the milter fails inside (never expected): tempfail or accept.",
+       {"tempfail", "accept"}, 0, 0},
+      // --- DKIM
+      {"DKIMMinimumKeyBits", T::Integer, "1024", "RSA keys shorter than this never pass (RFC 8301 3.2).", {}, 1024, 16384},
+      {"DKIMMaxSignatures", T::Integer, "10", "Most DKIM signatures verified per message.", {}, 1, 64},
   };
   return table;
 }
+
+// OpenDMARC keys with a meaning we do not share: read, warned about, unused.
+struct KnownForeignKey {
+  std::string_view key;
+  std::string_view note;
+};
+static const KnownForeignKey kForeignKeys[] = {
+    {"SPFSelfValidate", "dmarc-milter always checks SPF itself"},
+    {"SPFIgnoreResults", "dmarc-milter never reads SPF results from other header fields"},
+    {"HoldQuarantinedMessages", ""},  // an alias, handled below
+    {"AuthservIDWithJobID", "not supported"},
+    {"HistoryFile", "aggregate data is kept by dmarc-milter's own store"},
+    {"FailureReports", "not supported yet"},
+    {"IgnoreDomains", "not supported"},
+    {"IgnoreMailFrom", "not supported"},
+    {"AutoRestart", "use the service manager to restart"},
+    {"ChangeRootDirectory", "not supported"},
+};
 
 namespace {
 bool iequals(std::string_view a, std::string_view b) {
@@ -52,30 +126,24 @@ std::string loc(const std::string& file, int line) {
   return s;
 }
 
-// Validate VALUE for SPEC and store it in C. Returns an error message or "".
+// Validate VALUE for SPEC; store its canonical text. Returns an error or "".
 std::string apply(Config& c, const SettingSpec& spec, std::string_view value) {
   std::string v(value);
+  const std::string key(spec.key);
   switch (spec.type) {
     case SettingType::Integer: {
       long n = 0;
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (v.empty() || ec != std::errc{} || p != v.data() + v.size())
-        return std::string(spec.key) + " needs a whole number, not '" + v + "'";
+      if (v.empty() || ec != std::errc{} || p != v.data() + v.size()) return key + " needs a whole number, not '" + v + "'";
       if (n < spec.min || n > spec.max)
-        return std::string(spec.key) + " must be between " + std::to_string(spec.min) + " and " +
-               std::to_string(spec.max) + ", not " + v;
-      if (spec.key == "DNSTimeout") c.dns_timeout_s = static_cast<int>(n);
-      else if (spec.key == "DNSRetries") c.dns_retries = static_cast<int>(n);
-      else if (spec.key == "DNSCacheSize") c.dns_cache_size = static_cast<std::size_t>(n);
-      else if (spec.key == "DNSCacheMaxTTL") c.dns_cache_max_ttl = static_cast<std::uint32_t>(n);
+        return key + " must be between " + std::to_string(spec.min) + " and " + std::to_string(spec.max) + ", not " + v;
+      v = std::to_string(n);
       break;
     }
     case SettingType::Boolean: {
-      bool b;
-      if (iequals(v, "yes") || iequals(v, "true") || iequals(v, "on") || v == "1") b = true;
-      else if (iequals(v, "no") || iequals(v, "false") || iequals(v, "off") || v == "0") b = false;
-      else return std::string(spec.key) + " needs yes or no, not '" + v + "'";
-      v = b ? "yes" : "no";
+      if (iequals(v, "yes") || iequals(v, "true") || iequals(v, "on") || v == "1") v = "yes";
+      else if (iequals(v, "no") || iequals(v, "false") || iequals(v, "off") || v == "0") v = "no";
+      else return key + " needs yes or no, not '" + v + "'";
       break;
     }
     case SettingType::Choice: {
@@ -83,29 +151,162 @@ std::string apply(Config& c, const SettingSpec& spec, std::string_view value) {
       if (it == spec.choices.end()) {
         std::string all;
         for (auto ch : spec.choices) all += (all.empty() ? "" : ", ") + std::string(ch);
-        return std::string(spec.key) + " must be one of " + all + ", not '" + v + "'";
+        return key + " must be one of " + all + ", not '" + v + "'";
       }
       v = std::string(*it);
-      if (spec.key == "DMARCMode") c.mode = v == "rfc7489" ? DmarcMode::Rfc7489 : DmarcMode::Rfc9989;
       break;
     }
     case SettingType::List: {
-      auto items = split_list(v);
-      if (spec.key == "Nameservers") c.nameservers = items;
       std::string joined;
-      for (const auto& i : items) joined += (joined.empty() ? "" : ", ") + i;
+      for (const auto& i : split_list(v)) joined += (joined.empty() ? "" : ", ") + i;
       v = joined;
       break;
     }
     case SettingType::Path:
-      if (!v.empty() && v[0] != '/') return std::string(spec.key) + " needs an absolute path, not '" + v + "'";
-      if (spec.key == "PublicSuffixList") c.public_suffix_list = v;
+      if (!v.empty() && v[0] != '/') return key + " needs an absolute path, not '" + v + "'";
       break;
     case SettingType::String:
+      for (unsigned char ch : v) {
+        if (ch < 0x20 || ch == 0x7f) return key + " contains a control character";
+      }
       break;
   }
-  c.values[std::string(spec.key)] = v;
+  c.values[key] = v;
   return {};
+}
+
+const std::string& value_of(const Config& c, std::string_view key) {
+  static const std::string empty;
+  auto it = c.values.find(std::string(key));
+  return it == c.values.end() ? empty : it->second;
+}
+long int_of(const Config& c, std::string_view key) { return std::stol(value_of(c, key)); }
+bool bool_of(const Config& c, std::string_view key) { return value_of(c, key) == "yes"; }
+
+// The entries of a List setting, with files expanded: an entry starting
+// with '/' names a file with one entry per line ('#' comments). Each entry
+// comes with the file and line to blame.
+struct Entry {
+  std::string text, file;
+  int line = 0;
+};
+Expected<std::vector<Entry>, ConfigError> list_entries(const Config& c, std::string_view key, const std::string& file,
+                                                       int line) {
+  std::vector<Entry> out;
+  for (const auto& item : split_list(value_of(c, key))) {
+    if (item.empty() || item[0] != '/') {
+      out.push_back({item, file, line});
+      continue;
+    }
+    std::ifstream in(item);
+    if (!in) return Unexpected(ConfigError{file, line, std::string(key) + ": cannot read " + item + ": " + std::strerror(errno)});
+    std::string l;
+    int n = 0;
+    while (std::getline(in, l)) {
+      ++n;
+      std::size_t hash = l.find('#');
+      if (hash != std::string::npos) l.resize(hash);
+      for (const auto& e : split_list(trim(l))) out.push_back({e, item, n});
+      if (out.size() > 100000) return Unexpected(ConfigError{item, n, "more than 100000 entries"});
+    }
+  }
+  return out;
+}
+
+// bind_settings - the typed fields from the canonical values; checks that need
+// more than the type (socket syntax, octal, addresses).
+std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, int>& lines, const std::string& file) {
+  auto line_of = [&](std::string_view key) {
+    auto it = lines.find(std::string(key));
+    return it == lines.end() ? 0 : it->second;
+  };
+  auto err = [&](std::string_view key, std::string msg) { return ConfigError{file, line_of(key), std::move(msg)}; };
+
+  c.nameservers = split_list(value_of(c, "Nameservers"));
+  c.dns_timeout_s = static_cast<int>(int_of(c, "DNSTimeout"));
+  c.dns_retries = static_cast<int>(int_of(c, "DNSRetries"));
+  c.dns_cache_size = static_cast<std::size_t>(int_of(c, "DNSCacheSize"));
+  c.dns_cache_max_ttl = static_cast<std::uint32_t>(int_of(c, "DNSCacheMaxTTL"));
+  c.mode = value_of(c, "DMARCMode") == "rfc7489" ? DmarcMode::Rfc7489 : DmarcMode::Rfc9989;
+  c.public_suffix_list = value_of(c, "PublicSuffixList");
+
+  c.socket = value_of(c, "Socket");
+  {
+    std::string_view s = c.socket;
+    bool ok = false;
+    if (s.rfind("unix:", 0) == 0 || s.rfind("local:", 0) == 0) {
+      std::string_view path = s.substr(s.find(':') + 1);
+      ok = !path.empty() && path[0] == '/';
+    } else if (s.rfind("inet:", 0) == 0 || s.rfind("inet6:", 0) == 0) {
+      std::string_view rest = s.substr(s.find(':') + 1);
+      std::string_view port = rest.substr(0, rest.find('@'));
+      long p = 0;
+      auto [e, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+      ok = ec == std::errc{} && e == port.data() + port.size() && p > 0 && p < 65536;
+    }
+    if (!ok) return err("Socket", "Socket must be inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH, not '" + c.socket + "'");
+  }
+  c.user = value_of(c, "UserID");
+  c.pid_file = value_of(c, "PidFile");
+  {
+    const std::string& m = value_of(c, "UMask");
+    unsigned v = 0;
+    auto [e, ec] = std::from_chars(m.data(), m.data() + m.size(), v, 8);
+    if (m.empty() || ec != std::errc{} || e != m.data() + m.size() || v > 0777)
+      return err("UMask", "UMask must be an octal number such as 007, not '" + m + "'");
+    c.umask = v;
+  }
+  c.background = bool_of(c, "Background");
+  c.syslog = bool_of(c, "Syslog");
+  c.syslog_facility = value_of(c, "SyslogFacility");
+  c.log_level = value_of(c, "LogLevel");
+  c.milter_debug = static_cast<int>(int_of(c, "MilterDebug"));
+
+  c.authserv_id = value_of(c, "AuthservID");
+  for (unsigned char ch : c.authserv_id) {
+    if (ch <= 0x20 || ch >= 0x7f || ch == ';' || ch == '(' || ch == '"')
+      return err("AuthservID", "AuthservID must be a single token such as mx.example.com");
+  }
+  c.trusted_authserv_ids = split_list(value_of(c, "TrustedAuthservIDs"));
+
+  c.ignore_hosts = IpNetList{};
+  auto ignore = list_entries(c, "IgnoreHosts", file, line_of("IgnoreHosts"));
+  if (!ignore) return ignore.error();
+  for (const auto& e : *ignore) {
+    auto net = parse_ip_net(e.text);
+    if (!net) return ConfigError{e.file, e.line, "IgnoreHosts: not an IP address or network: '" + e.text + "'"};
+    if (net->has_host_bits())
+      c.warnings.push_back({e.file, e.line, "IgnoreHosts: " + e.text + " has host bits set; using " + net->str()});
+    c.ignore_hosts.add(*net);
+  }
+  c.ignore_authenticated_clients = bool_of(c, "IgnoreAuthenticatedClients");
+  c.forwarders = ForwarderList{};
+  auto fwd = list_entries(c, "TrustedForwarders", file, line_of("TrustedForwarders"));
+  if (!fwd) return fwd.error();
+  for (const auto& e : *fwd) {
+    if (auto bad = c.forwarders.add(e.text)) return ConfigError{e.file, e.line, "TrustedForwarders: " + *bad};
+  }
+
+  EnforcementSettings& en = c.enforcement;
+  en.reject_failures = bool_of(c, "RejectFailures");
+  const std::string& qa = value_of(c, "QuarantineAction");
+  en.quarantine = qa == "hold" ? QuarantineAction::Hold : qa == "both" ? QuarantineAction::Both : QuarantineAction::Header;
+  c.quarantine_header = value_of(c, "QuarantineHeader");
+  if (c.quarantine_header.empty() ||
+      !std::all_of(c.quarantine_header.begin(), c.quarantine_header.end(),
+                   [](unsigned char ch) { return ch > 0x20 && ch < 0x7f && ch != ':'; }))
+    return err("QuarantineHeader", "QuarantineHeader must be a header field name such as X-DMARC-Quarantine");
+  en.reject_text = value_of(c, "RejectText");
+  en.dns_failure = value_of(c, "DNSFailureAction") == "tempfail" ? FallbackAction::TempFail : FallbackAction::Accept;
+  const std::string& bf = value_of(c, "BadFromAction");
+  en.bad_from = bf == "accept" ? FallbackAction::Accept : bf == "tempfail" ? FallbackAction::TempFail : FallbackAction::Reject;
+  en.reject_multi_value_from = bool_of(c, "RejectMultiValueFrom");
+  en.max_from_domains = static_cast<std::size_t>(int_of(c, "MaxFromDomains"));
+  en.required_headers = bool_of(c, "RequiredHeaders");
+  c.internal_error_action = value_of(c, "InternalErrorAction") == "accept" ? FallbackAction::Accept : FallbackAction::TempFail;
+  c.dkim_min_key_bits = static_cast<unsigned>(int_of(c, "DKIMMinimumKeyBits"));
+  c.dkim_max_signatures = static_cast<unsigned>(int_of(c, "DKIMMaxSignatures"));
+  return std::nullopt;
 }
 }  // namespace
 
@@ -134,18 +335,28 @@ std::vector<std::string> split_list(std::string_view v) {
   return out;
 }
 
-Config default_config() {
+namespace {
+Config defaults_only() {
   Config c;
   for (const auto& s : settings_table()) {
-    std::string err = apply(c, s, s.default_value);
-    (void)err;  // defaults are valid by construction (checked by a test)
+    std::string e = apply(c, s, s.default_value);
+    (void)e;  // defaults are valid by construction (checked by a test)
   }
+  return c;
+}
+}  // namespace
+
+Config default_config() {
+  Config c = defaults_only();
+  auto e = bind_settings(c, {}, "");
+  (void)e;  // checked by a test
   return c;
 }
 
 Expected<Config, ConfigError> parse_config(std::string_view text, const std::string& file) {
-  Config c = default_config();
+  Config c = defaults_only();
   c.source = file;
+  std::map<std::string, int> lines;
   int lineno = 0;
   std::size_t pos = 0;
   while (pos <= text.size()) {
@@ -169,7 +380,24 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
     std::string_view value = sp == std::string_view::npos ? std::string_view{} : trim(line.substr(sp));
     const SettingSpec* spec = find_setting(key);
     if (!spec) {
-      c.warnings.push_back({file, lineno, "unknown key '" + std::string(key) + "' ignored"});
+      // OpenDMARC's HoldQuarantinedMessages: an alias of QuarantineAction.
+      if (iequals(key, "HoldQuarantinedMessages")) {
+        std::string b(value);
+        const SettingSpec* qa = find_setting("QuarantineAction");
+        bool yes = iequals(b, "yes") || iequals(b, "true") || iequals(b, "on") || b == "1";
+        bool no = iequals(b, "no") || iequals(b, "false") || iequals(b, "off") || b == "0";
+        if (!yes && !no) return Unexpected(ConfigError{file, lineno, "HoldQuarantinedMessages needs yes or no, not '" + b + "'"});
+        apply(c, *qa, yes ? "both" : "header");
+        lines["QuarantineAction"] = lineno;
+        c.warnings.push_back({file, lineno, std::string("HoldQuarantinedMessages (OpenDMARC) read as QuarantineAction ") +
+                                                (yes ? "both" : "header")});
+        continue;
+      }
+      std::string note = "unknown key '" + std::string(key) + "' ignored";
+      for (const auto& f : kForeignKeys) {
+        if (iequals(f.key, key)) note = "OpenDMARC key '" + std::string(f.key) + "' ignored: " + std::string(f.note);
+      }
+      c.warnings.push_back({file, lineno, note});
       continue;
     }
     if (value.empty() && spec->type != SettingType::List && spec->type != SettingType::String &&
@@ -177,7 +405,9 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
       return Unexpected(ConfigError{file, lineno, std::string(spec->key) + " needs a value"});
     std::string err = apply(c, *spec, value);
     if (!err.empty()) return Unexpected(ConfigError{file, lineno, err});
+    lines[std::string(spec->key)] = lineno;
   }
+  if (auto e = bind_settings(c, lines, file)) return Unexpected(*e);
   return c;
 }
 

@@ -77,11 +77,13 @@ TEST_CASE("config: errors name the file and line", "[config]") {
 }
 
 TEST_CASE("config: unknown keys (an opendmarc.conf) are warnings with file:line", "[config]") {
-  auto r = parse_config("AuthservID mx.example.com\nHistoryFile /var/run/opendmarc.dat\nDNSRetries 3\n", "opendmarc.conf");
+  auto r = parse_config("AuthservID mx.example.com\nHistoryFile /var/run/opendmarc.dat\nDNSRetries 3\nFrobnicate yes\n",
+                        "opendmarc.conf");
   REQUIRE(r);
   REQUIRE(r->warnings.size() == 2);
-  CHECK(r->warnings[0].str() == "opendmarc.conf:1: unknown key 'AuthservID' ignored");
-  CHECK(r->warnings[1].line == 2);
+  CHECK(r->authserv_id == "mx.example.com");
+  CHECK(r->warnings[0].str().rfind("opendmarc.conf:2: OpenDMARC key 'HistoryFile' ignored: ", 0) == 0);
+  CHECK(r->warnings[1].str() == "opendmarc.conf:4: unknown key 'Frobnicate' ignored");
   CHECK(r->dns_retries == 3);
 }
 

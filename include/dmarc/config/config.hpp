@@ -26,6 +26,9 @@
 #include <vector>
 
 #include "dmarc/core/expected.hpp"
+#include "dmarc/core/forwarders.hpp"
+#include "dmarc/core/ip_net.hpp"
+#include "dmarc/core/message_policy.hpp"
 #include "dmarc/core/org_domain.hpp"
 
 namespace dmarc {
@@ -60,13 +63,39 @@ struct ConfigWarning {
 
 // The typed configuration. Every field has its settings_table() default.
 struct Config {
+  // DNS
   std::vector<std::string> nameservers;  // empty: /etc/resolv.conf
   int dns_timeout_s = 5;
   int dns_retries = 2;
   std::size_t dns_cache_size = 65536;
   std::uint32_t dns_cache_max_ttl = 3600;
+  // DMARC
   DmarcMode mode = DmarcMode::Rfc9989;
   std::string public_suffix_list;
+  // The daemon
+  std::string socket;          // Socket: inet:PORT@HOST, inet6:PORT@HOST, unix:PATH (local:PATH)
+  std::string user;            // UserID: user[:group], "" = do not change
+  std::string pid_file;        // PidFile, "" = none
+  unsigned umask = 007;        // UMask (octal)
+  bool background = true;      // Background
+  bool syslog = true;          // Syslog (no: log to stderr)
+  std::string syslog_facility = "mail";
+  std::string log_level = "info";
+  int milter_debug = 0;
+  // Authentication-Results
+  std::string authserv_id;     // "" = this host's name
+  std::vector<std::string> trusted_authserv_ids;
+  // Who is checked
+  IpNetList ignore_hosts;
+  bool ignore_authenticated_clients = true;
+  ForwarderList forwarders;
+  // What is done
+  EnforcementSettings enforcement;
+  std::string quarantine_header = "X-DMARC-Quarantine";
+  FallbackAction internal_error_action = FallbackAction::TempFail;
+  // DKIM
+  unsigned dkim_min_key_bits = 1024;
+  unsigned dkim_max_signatures = 10;
 
   std::string source;                   // file it came from, "" for defaults
   std::map<std::string, std::string> values;  // canonical key -> value text
@@ -78,7 +107,9 @@ Config default_config();
 
 // parse_config - read TEXT as the contents of FILE (named in messages).
 Expected<Config, ConfigError> parse_config(std::string_view text, const std::string& file);
-// load_config - read and parse FILE.
+// load_config - read and parse FILE. List settings (IgnoreHosts,
+// TrustedForwarders) may name files, one entry per line; errors in them
+// name that file and line.
 Expected<Config, ConfigError> load_config(const std::string& file);
 
 // format_effective - the effective configuration, one "Key value" per line

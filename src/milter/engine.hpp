@@ -1,0 +1,47 @@
+// NAME
+//   engine - everything built from one configuration, shared by sessions
+// DESCRIPTION
+//   An Engine is made once per configuration (at start and at each SIGHUP
+//   reload) and never changes afterwards; sessions hold a shared_ptr to
+//   the engine of their message, so a reload never changes a message
+//   half-way. It owns the DNS resolver (ldns + TTL cache), the Public
+//   Suffix List (rfc7489 mode) and the DKIM library handle.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "dmarc/adapters/dkim.hpp"
+#include "dmarc/adapters/spf.hpp"
+#include "dmarc/config/config.hpp"
+#include "dmarc/core/dns.hpp"
+#include "dmarc/core/org_domain.hpp"
+
+namespace dmarc::milter {
+
+struct Engine {
+  Config config;
+  std::string authserv_id;                  // AuthservID, or this host's name
+  std::shared_ptr<Resolver> resolver;       // every lookup goes through it
+  std::optional<PublicSuffixList> psl;      // rfc7489 mode only
+  std::unique_ptr<DkimVerifier> dkim;
+  SpfOptions spf_options;
+
+  // is_our_authserv_id - AuthservID or one of TrustedAuthservIDs
+  // (case-insensitive, RFC 8601 2.5: compared as a domain name would be).
+  bool is_our_authserv_id(std::string_view id) const;
+
+  // build - an engine for CONFIG. RESOLVER replaces the ldns resolver and
+  // cache (tests); null builds them from the configuration.
+  static Expected<std::shared_ptr<const Engine>, std::string> build(Config config,
+                                                                    std::shared_ptr<Resolver> resolver = nullptr);
+};
+
+// make_resolver - the ldns resolver behind a TTL cache, as configured.
+Expected<std::shared_ptr<Resolver>, std::string> make_resolver(const Config& config);
+
+// host_name - this host's name, for the default authserv-id.
+std::string host_name();
+
+}  // namespace dmarc::milter

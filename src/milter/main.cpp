@@ -1,0 +1,314 @@
+// main.cpp - dmarc-milter: command line, daemon life cycle, reload, shutdown
+//
+// Life cycle (see dmarc-milter(8)):
+//   read the configuration (errors name FILE:LINE, exit 78) -> build the
+//   engine -> register with libmilter -> detach (unless -f) -> open the
+//   socket with UMask -> write the pid file -> drop privileges (UserID) ->
+//   smfi_main. SIGHUP reloads the configuration atomically; SIGTERM stops
+//   accepting connections and lets open messages finish (up to 30 s).
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "dmarc/build_config.hpp"
+#include "dmarc/config/config.hpp"
+#include "engine.hpp"
+#include "eval.hpp"
+#include "log.hpp"
+#include "milter.hpp"
+
+using namespace dmarc;
+using namespace dmarc::milter;
+
+namespace {
+
+constexpr int kExitUsage = 64;
+constexpr int kExitConfig = 78;
+constexpr int kExitOsErr = 71;
+constexpr auto kDrainTimeout = std::chrono::seconds(30);
+
+std::string g_config_path;
+std::atomic<bool> g_reload_enabled{false};
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: dmarc-milter [-c config] [-f] [-p socket] [-u user[:group]] [-P pidfile]\n"
+               "       dmarc-milter [-c config] -n\n"
+               "       dmarc-milter [-c config] --eval FILE --ip ADDR [--helo NAME] [--mail-from ADDR]\n"
+               "                    [--rcpt ADDR]... [--auth LOGIN]\n"
+               "       dmarc-milter -V\n");
+}
+
+// reload - SIGHUP: read the configuration again; a bad file keeps the
+// running configuration and says why.
+void reload() {
+  auto cfg = load_config(g_config_path);
+  if (!cfg) {
+    spdlog::error("reload failed, keeping the running configuration: {}", cfg.error().str());
+    return;
+  }
+  for (const auto& w : cfg->warnings) spdlog::warn("{}", w.str());
+  auto old = current_engine();
+  if (old && (cfg->socket != old->config.socket || cfg->user != old->config.user))
+    spdlog::warn("reload: Socket and UserID changes take effect at the next restart");
+  // Keep the command line's overrides.
+  if (old) {
+    cfg->socket = old->config.socket;
+    cfg->user = old->config.user;
+    cfg->pid_file = old->config.pid_file;
+  }
+  auto engine = Engine::build(std::move(cfg.value()));
+  if (!engine) {
+    spdlog::error("reload failed, keeping the running configuration: {}", engine.error());
+    return;
+  }
+  setup_logging(engine.value()->config, !engine.value()->config.syslog);
+  set_current_engine(engine.value());
+  spdlog::info("configuration reloaded from {}", g_config_path);
+}
+
+bool daemonize() {
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid > 0) _exit(0);
+  if (setsid() < 0) return false;
+  pid = fork();
+  if (pid < 0) return false;
+  if (pid > 0) _exit(0);
+  if (chdir("/") != 0) return false;
+  int fd = open("/dev/null", O_RDWR);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2) close(fd);
+  }
+  return true;
+}
+
+std::set<int> socket_fds() {
+  std::set<int> out;
+  for (int fd = 0; fd < 1024; ++fd) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) out.insert(fd);
+  }
+  return out;
+}
+
+// drop_privileges - UserID "user[:group]".
+bool drop_privileges(const std::string& spec, const std::string& unix_socket) {
+  std::string user = spec.substr(0, spec.find(':'));
+  std::string group = spec.find(':') == std::string::npos ? "" : spec.substr(spec.find(':') + 1);
+  struct passwd* pw = getpwnam(user.c_str());
+  if (!pw) {
+    spdlog::error("UserID: no such user '{}'", user);
+    return false;
+  }
+  gid_t gid = pw->pw_gid;
+  if (!group.empty()) {
+    struct group* gr = getgrnam(group.c_str());
+    if (!gr) {
+      spdlog::error("UserID: no such group '{}'", group);
+      return false;
+    }
+    gid = gr->gr_gid;
+  }
+  // The MTA reaches the unix socket through its group (UMask 007: rw-rw----).
+  if (!unix_socket.empty() && chown(unix_socket.c_str(), pw->pw_uid, gid) != 0)
+    spdlog::warn("cannot chown {}: {}", unix_socket, std::strerror(errno));
+  if (initgroups(pw->pw_name, gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+    spdlog::error("cannot become {}: {}", spec, std::strerror(errno));
+    return false;
+  }
+  if (setuid(0) == 0) {
+    spdlog::error("privileges could be regained after dropping them; stopping");
+    return false;
+  }
+  return true;
+}
+
+std::string unix_socket_path(const std::string& socket) {
+  if (socket.rfind("unix:", 0) == 0) return socket.substr(5);
+  if (socket.rfind("local:", 0) == 0) return socket.substr(6);
+  return {};
+}
+
+}  // namespace
+
+// libmilter's signal thread stops the milter on SIGHUP as on SIGTERM
+// (libmilter/signal.c). So that SIGHUP reloads instead, this definition of
+// sigwait() takes the place of libc's for libmilter (which calls it from
+// that thread only): a SIGHUP runs reload() there and the wait goes on;
+// every other signal is returned to libmilter unchanged.
+extern "C" int sigwait(const sigset_t* set, int* sig) {
+  using Fn = int (*)(const sigset_t*, int*);
+  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sigwait"));
+  if (!real) return EINVAL;
+  for (;;) {
+    int r = real(set, sig);
+    if (r == 0 && *sig == SIGHUP && g_reload_enabled.load()) {
+      try {
+        reload();
+      } catch (const std::exception& e) {
+        spdlog::error("reload failed: {}", e.what());
+      } catch (...) {
+        spdlog::error("reload failed");
+      }
+      continue;
+    }
+    return r;
+  }
+}
+
+int main(int argc, char** argv) {
+  g_config_path = build::kDefaultConfigFile;
+  bool config_given = false, foreground = false, check_only = false;
+  std::optional<std::string> socket_arg, user_arg, pid_arg;
+  EvalInput eval;
+  bool do_eval = false;
+  enum { kEval = 1000, kIp, kHelo, kMailFrom, kRcpt, kAuth };
+  static const struct option longopts[] = {
+      {"eval", required_argument, nullptr, kEval},      {"ip", required_argument, nullptr, kIp},
+      {"helo", required_argument, nullptr, kHelo},      {"mail-from", required_argument, nullptr, kMailFrom},
+      {"rcpt", required_argument, nullptr, kRcpt},      {"auth", required_argument, nullptr, kAuth},
+      {"help", no_argument, nullptr, 'h'},              {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0}};
+  int ch;
+  while ((ch = getopt_long(argc, argv, "c:fp:u:P:nVh", longopts, nullptr)) != -1) {
+    switch (ch) {
+      case 'c': g_config_path = optarg; config_given = true; break;
+      case 'f': foreground = true; break;
+      case 'p': socket_arg = optarg; break;
+      case 'u': user_arg = optarg; break;
+      case 'P': pid_arg = optarg; break;
+      case 'n': check_only = true; break;
+      case 'V': std::printf("dmarc-milter %s\n", build::kVersion); return 0;
+      case 'h': usage(stdout); return 0;
+      case kEval: eval.file = optarg; do_eval = true; break;
+      case kIp: eval.ip = optarg; break;
+      case kHelo: eval.helo = optarg; break;
+      case kMailFrom: eval.mail_from = optarg; break;
+      case kRcpt: eval.rcpt.emplace_back(optarg); break;
+      case kAuth: eval.auth = optarg; break;
+      default: usage(stderr); return kExitUsage;
+    }
+  }
+  if (optind != argc) {
+    usage(stderr);
+    return kExitUsage;
+  }
+  if (do_eval && eval.ip.empty()) {
+    std::fprintf(stderr, "dmarc-milter: --eval needs --ip\n");
+    return kExitUsage;
+  }
+
+  // The configuration. Without -c a missing default file means defaults.
+  Config config;
+  if (!config_given && access(g_config_path.c_str(), F_OK) != 0) {
+    config = default_config();
+  } else {
+    auto loaded = load_config(g_config_path);
+    if (!loaded) {
+      std::fprintf(stderr, "dmarc-milter: %s\n", loaded.error().str().c_str());
+      return kExitConfig;
+    }
+    config = std::move(loaded.value());
+  }
+  for (const auto& w : config.warnings) std::fprintf(stderr, "dmarc-milter: warning: %s\n", w.str().c_str());
+  if (socket_arg) config.socket = *socket_arg;
+  if (user_arg) config.user = *user_arg;
+  if (pid_arg) config.pid_file = *pid_arg;
+  if (foreground) config.background = false;
+
+  if (check_only) {
+    auto engine = Engine::build(config);
+    std::fputs(format_effective(config).c_str(), stdout);
+    if (!engine) {
+      std::fprintf(stderr, "dmarc-milter: %s\n", engine.error().c_str());
+      return kExitConfig;
+    }
+    return 0;
+  }
+
+  setup_logging(config, do_eval || (!config.background && !config.syslog));
+  auto built = Engine::build(config);
+  if (!built) {
+    std::fprintf(stderr, "dmarc-milter: %s\n", built.error().c_str());
+    return kExitConfig;
+  }
+  if (do_eval) return run_eval(built.value(), eval);
+  set_current_engine(built.value());
+
+  if (smfi_setconn(const_cast<char*>(config.socket.c_str())) != MI_SUCCESS) {
+    std::fprintf(stderr, "dmarc-milter: bad Socket %s\n", config.socket.c_str());
+    return kExitConfig;
+  }
+  if (config.milter_debug > 0) smfi_setdbg(config.milter_debug);
+  if (!register_milter()) return kExitOsErr;
+  if (config.background && !daemonize()) {
+    std::fprintf(stderr, "dmarc-milter: cannot detach: %s\n", std::strerror(errno));
+    return kExitOsErr;
+  }
+  umask(static_cast<mode_t>(config.umask));
+  std::set<int> before = socket_fds();
+  if (smfi_opensocket(true) != MI_SUCCESS) {
+    spdlog::error("cannot open the milter socket {}", config.socket);
+    std::fprintf(stderr, "dmarc-milter: cannot open the milter socket %s\n", config.socket.c_str());
+    return kExitOsErr;
+  }
+  // TCP_NODELAY on the listening socket (accepted sockets inherit it on
+  // Linux): libmilter writes a reply as several packets, and Nagle would
+  // hold the last one until the MTA's delayed ACK (~40 ms per message).
+  for (int fd : socket_fds()) {
+    if (before.count(fd)) continue;
+    int one = 1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (!config.pid_file.empty()) {
+    std::ofstream pf(config.pid_file, std::ios::trunc);
+    if (!pf) spdlog::warn("cannot write PidFile {}: {}", config.pid_file, std::strerror(errno));
+    pf << getpid() << "\n";
+  }
+  if (!config.user.empty()) {
+    if (!drop_privileges(config.user, unix_socket_path(config.socket))) return kExitOsErr;
+  } else if (geteuid() == 0) {
+    spdlog::warn("running as root: set UserID (or -u) to drop privileges");
+  }
+
+  g_reload_enabled = true;
+  spdlog::info("dmarc-milter {} starting: socket {}, mode {}, authserv-id {}", build::kVersion, config.socket,
+               to_token(config.mode), built.value()->authserv_id);
+  int rc = smfi_main();
+  g_reload_enabled = false;
+  // Let messages in progress finish before the process goes.
+  auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+  while (open_messages() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (open_messages() > 0) spdlog::warn("stopping with {} message(s) still open", open_messages());
+  spdlog::info("dmarc-milter stopped");
+  if (!config.pid_file.empty()) unlink(config.pid_file.c_str());
+  return rc == MI_SUCCESS ? 0 : kExitOsErr;
+}

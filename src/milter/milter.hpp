@@ -1,0 +1,30 @@
+// NAME
+//   milter - the libmilter callbacks: thin glue between the MTA and Session
+// DESCRIPTION
+//   Each callback converts libmilter's C arguments, calls the Session of
+//   the connection and converts the result back. No DMARC logic lives
+//   here. No exception leaves a callback: anything thrown is logged and
+//   answered with InternalErrorAction (tempfail or accept).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "engine.hpp"
+
+namespace dmarc::milter {
+
+// The engine new messages use; replaced atomically by a reload.
+void set_current_engine(std::shared_ptr<const Engine> engine);
+std::shared_ptr<const Engine> current_engine();
+
+// Messages between MAIL FROM and end of message or abort, for the drain
+// at SIGTERM.
+int open_messages();
+
+// register_milter - smfi_register with our callbacks. Returns false and
+// logs on failure.
+bool register_milter();
+
+}  // namespace dmarc::milter

@@ -1,0 +1,118 @@
+// NAME
+//   session - one SMTP connection as the milter sees it, without libmilter
+// DESCRIPTION
+//   Session holds the per-connection state (client, HELO) and the
+//   per-message state (envelope, From and Authentication-Results fields,
+//   SPF result, the streaming DKIM verifier) and turns them, at end of
+//   message, into an Outcome: the action, the header edits and the log
+//   line. The libmilter callbacks (milter.cpp) and the offline --eval
+//   path (eval.cpp) both drive this class, so they behave the same.
+//
+//   Order of the steps, as the MTA calls them:
+//     connect -> helo* -> (envfrom -> header* -> eoh -> body* -> eom | abort)*
+//   SPF is checked at envfrom (RFC 7208 2.4: MAIL FROM, or HELO for the
+//   null reverse-path); DKIM is fed as data arrives; DMARC is decided at
+//   eom, when every input exists.
+// ERRORS
+//   Methods may throw (std::bad_alloc, or a bug); the glue catches and
+//   applies InternalErrorAction. Bad input is never an exception.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dmarc/adapters/dkim.hpp"
+#include "dmarc/adapters/spf.hpp"
+#include "dmarc/core/evaluate.hpp"
+#include "dmarc/core/forwarders.hpp"
+#include "dmarc/core/message_policy.hpp"
+#include "engine.hpp"
+
+namespace dmarc::milter {
+
+struct HeaderEdit {
+  // Delete the INDEX-th (1-based) field named NAME (smfi_chgheader NULL).
+  std::string name;
+  int index = 0;
+};
+
+struct Outcome {
+  MessageDecision decision;
+  bool checked = false;                    // false: client not checked (ignored, authenticated)
+  std::string skip_reason;                 // "ignored_host", "authenticated", "no_client_ip"...
+  std::vector<HeaderEdit> deletions;       // forged A-R fields, highest index first
+  std::optional<std::string> ar_value;     // our Authentication-Results field body
+  std::optional<std::pair<std::string, std::string>> quarantine_header;  // name, value
+  std::optional<SpfCheckResult> spf;
+  std::vector<DkimSignatureResult> dkim;
+  std::vector<Verdict> verdicts;           // one per author domain
+  std::optional<ForwarderMatch> forwarder;
+  std::string log_line;                    // one line: qid= ip= from= spf= dkim= dmarc= ...
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Engine> engine);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // set_engine - the engine for the next message (after a reload).
+  void set_engine(std::shared_ptr<const Engine> engine);
+  const Engine& engine() const { return *engine_; }
+
+  // connect - HOSTNAME as the MTA resolved it; IP the client address
+  // text, empty when the client has none (local submission).
+  void connect(std::string_view hostname, std::string_view ip);
+  void helo(std::string_view name);
+  // envfrom - ADDR without angle brackets ("" for <>); AUTH_AUTHEN the
+  // SMTP-AUTH login ({auth_authen}), empty when none.
+  void envfrom(std::string_view addr, std::string_view auth_authen, std::string_view queue_id = {});
+  void header(std::string_view name, std::string_view value);
+  void eoh();
+  void body(std::string_view chunk);
+  // wants_body - false when the body cannot change the outcome (not
+  // checked, or no DKIM-Signature): the glue may skip it.
+  bool wants_body() const;
+  Outcome eom(std::string_view queue_id);
+  // abort - forget the message, keep the connection.
+  void abort();
+
+  const std::string& client_ip() const { return ip_; }
+
+ private:
+  void reset_message();
+  void ensure_dkim();
+
+  std::shared_ptr<const Engine> engine_;
+  std::shared_ptr<const Engine> spf_engine_;  // the engine spf_ was made for
+  std::unique_ptr<SpfVerifier> spf_;
+
+  // connection
+  std::string hostname_, ip_, helo_;
+  // message
+  bool in_message_ = false;
+  bool checked_ = true;
+  std::string skip_reason_;
+  std::string mail_from_;
+  std::optional<SpfCheckResult> spf_result_;
+  std::vector<std::string> from_fields_;
+  std::size_t ar_count_ = 0;
+  std::vector<int> forged_ar_;
+  std::size_t dkim_signature_fields_ = 0;
+  std::unique_ptr<DkimMessage> dkim_;
+  bool dkim_failed_ = false;
+  std::string job_id_;
+  // RFC 5322 3.6 counts: From, Date, To, Cc, Subject, Sender, Reply-To, Message-ID
+  int counts_[8] = {};
+  std::size_t header_bytes_ = 0;
+};
+
+// sanitize_log - untrusted text for a log line: printable ASCII, no
+// spaces or '=' (so fields stay parseable), capped at MAX bytes.
+std::string sanitize_log(std::string_view text, std::size_t max = 128);
+
+}  // namespace dmarc::milter
