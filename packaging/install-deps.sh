@@ -19,11 +19,14 @@ BUILD_PKGS="
 "
 # The test suite starts its own DNS server (NSD) on 127.0.0.1 and uses
 # Catch2 v2 for the unit tests; ldnsutils gives drill for debugging zones.
+# The end-to-end tests start their own Postfix instances on 127.0.0.1
+# (Postfix conflicts with sendmail-bin: it is the MTA package here).
 TEST_PKGS="
   catch2 nlohmann-json3-dev libyaml-cpp-dev
   nsd
   ldnsutils
   python3
+  postfix
 "
 
 pkgs="$BUILD_PKGS"
@@ -37,6 +40,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Postfix asks which mail setup to write; "No configuration" writes none (no
+# /etc/postfix/main.cf), so nothing listens on port 25 after the install.
+if [ "${1:-}" = "--test" ]; then
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
 # shellcheck disable=SC2086
 if ! dpkg-query -W -f='${Status}\n' $pkgs 2>/dev/null | grep -qv '^install ok installed$' \
    && [ "$(dpkg-query -W -f='${Status}\n' $pkgs 2>/dev/null | wc -l)" -eq "$(echo $pkgs | wc -w)" ]; then
@@ -47,8 +55,10 @@ else
   apt-get install -y -qq --no-install-recommends $pkgs
 fi
 
-# Debian starts NSD as a system service on port 53 when it is installed; the
-# tests run their own instances on free ports and do not need it.
+# Debian starts NSD as a system service on port 53 when it is installed, and
+# Postfix as one on port 25 once it has a main.cf; the tests run their own
+# instances on free ports and need neither.
 if [ "${1:-}" = "--test" ] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now nsd >/dev/null 2>&1 || true
+  systemctl disable --now postfix >/dev/null 2>&1 || true
 fi
