@@ -1,0 +1,77 @@
+#!/bin/sh
+# install.sh - install dependencies, build, install and start dmarc-milter
+#
+#   sudo packaging/install.sh            (from the top of the checkout)
+#
+# 1. packaging/install-deps.sh (the Debian packages)
+# 2. build in ./build (Release), install to /usr/local (PREFIX to change)
+# 3. /etc/dmarc-milter.conf from conf/dmarc-milter.conf, unless it exists
+# 4. a system user "dmarc-milter" to run as
+# 5. start: with systemd, the dmarc-milter.service unit; otherwise the
+#    daemon directly. It listens on the Socket of the config
+#    (inet:8895@127.0.0.1 by default); see README for the Postfix lines.
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+PREFIX=${PREFIX:-/usr/local}
+BUILD_DIR=${BUILD_DIR:-build}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (sudo $0)" >&2
+  exit 1
+fi
+
+packaging/install-deps.sh
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+  -DDMARC_MILTER_TESTS=OFF -DDMARC_DEFAULT_CONFIG=/etc/dmarc-milter.conf
+cmake --build "$BUILD_DIR" -j "$(nproc)"
+cmake --install "$BUILD_DIR"
+
+if [ ! -e /etc/dmarc-milter.conf ]; then
+  install -m 0644 conf/dmarc-milter.conf /etc/dmarc-milter.conf
+  echo "install.sh: wrote /etc/dmarc-milter.conf (the defaults)"
+fi
+if ! getent passwd dmarc-milter >/dev/null; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dmarc-milter
+fi
+# The milter refuses to start on a bad configuration; say why here.
+"$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -n >/dev/null
+
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  sed "s|@SBINDIR@|$PREFIX/sbin|" packaging/dmarc-milter.service > /etc/systemd/system/dmarc-milter.service
+  systemctl daemon-reload
+  systemctl enable dmarc-milter >/dev/null 2>&1 || true
+  systemctl restart dmarc-milter
+else
+  mkdir -p /run/dmarc-milter
+  chown dmarc-milter: /run/dmarc-milter
+  if [ -f /run/dmarc-milter/dmarc-milter.pid ] && kill -0 "$(cat /run/dmarc-milter/dmarc-milter.pid)" 2>/dev/null; then
+    kill "$(cat /run/dmarc-milter/dmarc-milter.pid)"
+    sleep 1
+  fi
+  "$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -u dmarc-milter -P /run/dmarc-milter/dmarc-milter.pid
+fi
+
+socket=$("$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -n | sed -n 's/^Socket //p')
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  case "$socket" in
+    inet:*)
+      port=${socket#inet:}; port=${port%%@*}
+      if bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+        echo "install.sh: dmarc-milter is running on $socket"
+        exit 0
+      fi
+      ;;
+    *)
+      path=${socket#*:}
+      if [ -S "$path" ]; then
+        echo "install.sh: dmarc-milter is running on $socket"
+        exit 0
+      fi
+      ;;
+  esac
+  sleep 1
+done
+echo "install.sh: dmarc-milter did not start; see the mail log (journalctl -u dmarc-milter)" >&2
+exit 1

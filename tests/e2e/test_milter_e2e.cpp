@@ -1,0 +1,462 @@
+// test_milter_e2e.cpp - dmarc-milter in a real Postfix, end to end
+//
+// World: NSD serves tests/data/e2e/zones on 127.0.0.1; a small UDP proxy
+// in front of it (ScriptedDnsServer) passes every query on, except those
+// under slow.timeout.example, which it drops (a DNS timeout). The built
+// dmarc-milter runs as a daemon (-f) with its config pointing at the
+// proxy; a private Postfix (tests/support/postfix_instance) has
+// smtpd_milters pointing at it. Messages go in over SMTP, with XCLIENT
+// giving the RFC 5737 client address and HELO each case needs. Each case
+// asserts the SMTP reply, the hold queue (postqueue -j) and the headers
+// of the delivered message. Runs as root (Postfix's master needs it).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/dkim_signer.hpp"
+#include "support/milter_process.hpp"
+#include "support/nsd_server.hpp"
+#include "support/postfix_instance.hpp"
+#include "support/smtp_client.hpp"
+
+using namespace dmarc::test;
+
+namespace {
+
+const std::string kZones = std::string(DMARC_TEST_DATA_DIR) + "/e2e/zones";
+const std::string kKey = std::string(DMARC_TEST_DATA_DIR) + "/dkim/keys/rsa2048.pem";
+
+// Forward QUERY to the NSD on PORT and return its reply ("" on timeout).
+std::string forward(const std::string& query, std::uint16_t port) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return {};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) >= 0) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 2000) == 1) {
+      char buf[65536];
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n > 0) reply.assign(buf, static_cast<std::size_t>(n));
+    }
+  }
+  close(fd);
+  return reply;
+}
+
+// The lower-cased query name of a DNS message (RFC 1035 4.1.2), or "".
+std::string qname(const std::string& q) {
+  std::string name;
+  std::size_t i = 12;
+  while (i < q.size()) {
+    auto len = static_cast<unsigned char>(q[i]);
+    if (len == 0) break;
+    if (len > 63 || i + 1 + len > q.size()) return {};
+    if (!name.empty()) name += '.';
+    for (std::size_t k = 0; k < len; ++k) name += static_cast<char>(std::tolower(static_cast<unsigned char>(q[i + 1 + k])));
+    i += 1 + len;
+  }
+  return name;
+}
+
+std::string base_config(std::uint16_t dns_port, const std::string& extra) {
+  return "Syslog no\n"
+         "LogLevel info\n"
+         "AuthservID mx.e2e.example\n"
+         "Nameservers 127.0.0.1:" + std::to_string(dns_port) + "\n"
+         "DNSTimeout 1\n"
+         "DNSRetries 1\n"
+         "IgnoreHosts 127.0.0.1\n"
+         "TrustedForwarders 203.0.113.200\n"
+         "QuarantineAction both\n" + extra;
+}
+
+// One DNS world, milter and Postfix; EXTRA config lines select the mode.
+struct World {
+  explicit World(const std::string& extra)
+      : nsd(options()),
+        proxy([this](const std::string& q) {
+          std::string n = qname(q);
+          if (n == "slow.timeout.example" || (n.size() > 21 && n.substr(n.size() - 21) == ".slow.timeout.example"))
+            return std::string();  // dropped: the resolver times out
+          return forward(q, nsd.port());
+        }),
+        milter(base_config(proxy.port(), extra)),
+        postfix(postfix_options(milter)) {}
+
+  static NsdServerOptions options() {
+    NsdServerOptions o;
+    o.zone_dir = kZones;
+    return o;
+  }
+  static PostfixOptions postfix_options(const MilterProcess& m) {
+    PostfixOptions o;
+    o.milter = m.postfix_address();
+    o.milter_default_action = "tempfail";
+    o.hostname = "mx.e2e.example";
+    // An inbound MX: no client is "local", so Postfix does not invent a
+    // missing From from the envelope (local_header_rewrite_clients).
+    o.main_cf = {"local_header_rewrite_clients ="};
+    return o;
+  }
+
+  NsdServer nsd;
+  ScriptedDnsServer proxy;
+  MilterProcess milter;
+  PostfixInstance postfix;
+};
+
+World& rfc9989_world() {
+  static std::unique_ptr<World> w = std::make_unique<World>("");
+  return *w;
+}
+World& rfc7489_world() {
+  static std::unique_ptr<World> w = std::make_unique<World>("DMARCMode rfc7489\nDNSFailureAction tempfail\n");
+  return *w;
+}
+
+int g_serial = 0;
+
+struct Case {
+  std::string ip = "192.0.2.10";
+  std::string helo = "mail.reject.example";
+  std::string mail_from = "alice@reject.example";
+  std::string from = "Alice <alice@reject.example>";  // "" = no From field
+  std::string extra_headers;
+  std::optional<std::string> login;
+  bool sign = false;
+  std::string subject;  // unique, set by send()
+};
+
+struct Sent {
+  SmtpOutcome out;
+  std::string subject;
+};
+
+std::string message_of(Case& c) {
+  std::string m;
+  if (!c.from.empty()) m += "From: " + c.from + "\n";
+  m += "To: bob@e2e.example\nSubject: " + c.subject + "\nDate: Sun, 22 Nov 2026 10:00:00 +0000\n" +
+       "Message-ID: <" + c.subject + "@e2e.example>\n" + c.extra_headers + "\nHello Bob.\nThis is " + c.subject + ".\n";
+  if (c.sign) m = dkim_sign_message(m, "reject.example", "e2e", kKey);
+  return m;
+}
+
+Sent send(World& w, Case c, const std::string& tag) {
+  c.subject = tag + "-" + std::to_string(++g_serial);
+  SmtpMessage m;
+  XclientAttributes x;
+  x.addr = c.ip;
+  x.name = "[UNAVAILABLE]";
+  x.helo = c.helo;
+  if (c.login) x.login = *c.login;
+  m.xclient = x;
+  m.helo = c.helo;
+  m.mail_from = c.mail_from;
+  m.rcpt_to = {"bob@e2e.example"};
+  m.data = message_of(c);
+  return Sent{send_mail(w.postfix.port(), m), c.subject};
+}
+
+// The delivered message whose Subject is SUBJECT.
+std::string delivered(World& w, const std::string& subject) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < end) {
+    for (const auto& m : w.postfix.delivered()) {
+      for (const auto& s : header_values(m, "Subject")) {
+        if (s.find(subject) != std::string::npos) return m;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("not delivered: " << subject << "\n" << w.postfix.log() << "\n" << w.milter.log());
+  return {};
+}
+
+bool held(World& w, const std::string& queue_id) {
+  for (int i = 0; i < 100; ++i) {
+    for (const auto& q : w.postfix.held()) {
+      if (q.queue_id == queue_id) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Our Authentication-Results field (unfolded), or "".
+std::string our_ar(const std::string& message) {
+  for (auto v : header_values(message, "Authentication-Results")) {
+    std::string flat;
+    for (char ch : v) {
+      if (ch == '\r' || ch == '\n') continue;
+      flat += ch == '\t' ? ' ' : ch;
+    }
+    if (flat.find("mx.e2e.example;") != std::string::npos) return flat;
+  }
+  return {};
+}
+
+#define CHECK_ACCEPTED(s) \
+  do { INFO((s).out.transcript_text()); REQUIRE((s).out.accepted()); } while (0)
+
+}  // namespace
+
+TEST_CASE("e2e: aligned SPF pass is delivered with Authentication-Results", "[e2e]") {
+  World& w = rfc9989_world();
+  Sent s = send(w, Case{}, "spfpass");
+  CHECK_ACCEPTED(s);
+  std::string m = delivered(w, s.subject);
+  std::string ar = our_ar(m);
+  CHECK_THAT(ar, Catch::Matchers::Contains("spf=pass smtp.mailfrom=reject.example"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dmarc=pass"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("header.from=reject.example policy.dmarc=reject"));
+  // Our field is the first header field after Postfix's own Received.
+  CHECK(header_values(m, "Authentication-Results").size() == 1);
+  CHECK(w.milter.wait_log("qid=" + s.out.queue_id() + " ip=192.0.2.10 from=reject.example"));
+}
+
+TEST_CASE("e2e: aligned DKIM pass, SPF for another domain", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.mail_from = "bounces@none.example";  // SPF passes for none.example: not aligned
+  c.sign = true;
+  Sent s = send(w, c, "dkimpass");
+  CHECK_ACCEPTED(s);
+  std::string ar = our_ar(delivered(w, s.subject));
+  CHECK_THAT(ar, Catch::Matchers::Contains("spf=pass smtp.mailfrom=none.example"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dkim=pass (2048-bit key) header.d=reject.example header.s=e2e header.b="));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dmarc=pass"));
+}
+
+TEST_CASE("e2e: forwarded mail (SPF fail, DKIM pass) is delivered", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.helo = "forwarder.elsewhere.example";
+  c.sign = true;
+  Sent s = send(w, c, "forwarded");
+  CHECK_ACCEPTED(s);
+  std::string ar = our_ar(delivered(w, s.subject));
+  CHECK_THAT(ar, Catch::Matchers::Contains("spf=fail"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dkim=pass"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dmarc=pass"));
+}
+
+TEST_CASE("e2e: spoof under p=reject is refused with 550 5.7.1", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  Sent s = send(w, c, "spoofreject");
+  INFO(s.out.transcript_text());
+  CHECK(s.out.stage == "message");
+  CHECK(s.out.final_reply.code == 550);
+  CHECK(s.out.final_reply.enhanced() == "5.7.1");
+  CHECK_THAT(s.out.final_reply.str(), Catch::Matchers::Contains("DMARC policy of reject.example"));
+  CHECK(w.milter.wait_log("ip=203.0.113.9 from=reject.example spf=fail:reject.example dkim=none dmarc=fail policy=reject "
+                          "disposition=reject action=reject reason=dmarc_reject"));
+}
+
+TEST_CASE("e2e: spoof under p=quarantine is held and marked", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@quarantine.example";
+  c.from = "alice@quarantine.example";
+  Sent s = send(w, c, "spoofquarantine");
+  CHECK_ACCEPTED(s);
+  CHECK(held(w, s.out.queue_id()));
+}
+
+TEST_CASE("e2e: spoof under p=none is delivered with dmarc=fail", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@none.example";
+  c.from = "alice@none.example";
+  Sent s = send(w, c, "spoofnone");
+  CHECK_ACCEPTED(s);
+  std::string m = delivered(w, s.subject);
+  CHECK_THAT(our_ar(m), Catch::Matchers::Contains("dmarc=fail (p=none sp=none dis=none) header.from=none.example"));
+  CHECK(header_values(m, "X-DMARC-Quarantine").empty());
+}
+
+TEST_CASE("e2e: subdomain gets sp, non-existent subdomain gets np", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@sub.reject.example";
+  c.from = "alice@sub.reject.example";
+  Sent s = send(w, c, "subdomain");
+  CHECK_ACCEPTED(s);  // sp=quarantine
+  CHECK(held(w, s.out.queue_id()));
+
+  c.mail_from = "alice@nosuch.reject.example";
+  c.from = "alice@nosuch.reject.example";
+  s = send(w, c, "nonexistent");
+  INFO(s.out.transcript_text());
+  CHECK(s.out.final_reply.code == 550);  // np=reject (RFC 9989 4.7)
+  CHECK(w.milter.wait_log("from=nosuch.reject.example"));
+}
+
+TEST_CASE("e2e: t=y applies the policy one level lower", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@testing.example";
+  c.from = "alice@testing.example";
+  Sent s = send(w, c, "testmode");
+  CHECK_ACCEPTED(s);  // reject lowered to quarantine
+  CHECK(held(w, s.out.queue_id()));
+}
+
+TEST_CASE("e2e: pct=0 in RFC 7489 mode samples the message out", "[e2e]") {
+  World& w = rfc7489_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@sampled.example";
+  c.from = "alice@sampled.example";
+  Sent s = send(w, c, "sampled");
+  // RFC 7489 6.6.4: a message outside pct gets the next lower policy:
+  // p=reject becomes quarantine (held), recorded as sampled_out.
+  CHECK_ACCEPTED(s);
+  CHECK(held(w, s.out.queue_id()));
+  CHECK(w.milter.wait_log("qid=" + s.out.queue_id() + " ip=203.0.113.9 from=sampled.example spf=fail:sampled.example "
+                          "dkim=none dmarc=fail policy=reject disposition=quarantine action=quarantine"));
+  // The same message in RFC 9989 mode (pct ignored) is rejected.
+  Sent r = send(rfc9989_world(), c, "notsampled");
+  CHECK(r.out.final_reply.code == 550);
+}
+
+TEST_CASE("e2e: null MAIL FROM is checked with the HELO identity", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "198.51.100.30";
+  c.helo = "mx.reject.example";
+  c.mail_from = "";
+  c.from = "Mail Delivery System <MAILER-DAEMON@mx.reject.example>";
+  Sent s = send(w, c, "bounce");
+  CHECK_ACCEPTED(s);
+  std::string ar = our_ar(delivered(w, s.subject));
+  CHECK_THAT(ar, Catch::Matchers::Contains("spf=pass smtp.helo=mx.reject.example"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dmarc=pass"));
+}
+
+TEST_CASE("e2e: several From domains, the strictest policy wins; no From is refused", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@none.example";
+  c.from = "alice@none.example, bob@reject.example";
+  Sent s = send(w, c, "multifrom");
+  INFO(s.out.transcript_text());
+  CHECK(s.out.final_reply.code == 550);
+  CHECK(w.milter.wait_log("from=none.example,reject.example"));
+
+  c.from = "";
+  s = send(w, c, "nofrom");
+  CHECK(s.out.final_reply.code == 550);
+  CHECK(s.out.final_reply.enhanced() == "5.7.1");
+  CHECK_THAT(s.out.final_reply.str(), Catch::Matchers::Contains("no From header field"));
+}
+
+TEST_CASE("e2e: forged Authentication-Results are stripped, others kept", "[e2e][security]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.extra_headers = "Authentication-Results: mx.e2e.example; dmarc=pass header.from=forged.example\n"
+                    "Authentication-Results: upstream.example; spf=pass smtp.mailfrom=x.example\n"
+                    "Authentication-Results: MX.E2E.EXAMPLE; dkim=pass header.d=forged.example\n";
+  Sent s = send(w, c, "forgedar");
+  CHECK_ACCEPTED(s);
+  std::string m = delivered(w, s.subject);
+  auto ars = header_values(m, "Authentication-Results");
+  REQUIRE(ars.size() == 2);
+  CHECK(m.find("forged.example") == std::string::npos);
+  CHECK_THAT(m, Catch::Matchers::Contains("upstream.example; spf=pass"));
+  CHECK_THAT(our_ar(m), Catch::Matchers::Contains("dmarc=pass"));
+  // Ours comes before the one it does not vouch for.
+  CHECK(m.find("mx.e2e.example;") < m.find("upstream.example;"));
+}
+
+TEST_CASE("e2e: DNS timeout is accepted or 451 as configured", "[e2e]") {
+  Case c;
+  c.ip = "203.0.113.9";
+  c.mail_from = "alice@slow.timeout.example";
+  c.from = "alice@slow.timeout.example";
+  World& w = rfc9989_world();
+  Sent s = send(w, c, "dnstimeout");
+  CHECK_ACCEPTED(s);
+  CHECK_THAT(our_ar(delivered(w, s.subject)), Catch::Matchers::Contains("dmarc=temperror"));
+  CHECK(w.milter.wait_log("reason=dns_temperror"));
+
+  World& t = rfc7489_world();  // DNSFailureAction tempfail
+  s = send(t, c, "dnstimeout451");
+  INFO(s.out.transcript_text());
+  CHECK(s.out.final_reply.code == 451);
+  CHECK(s.out.final_reply.enhanced() == "4.7.1");
+}
+
+TEST_CASE("e2e: a known forwarder's failing mail is accepted and logged", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.200";
+  Sent s = send(w, c, "trustedfwd");
+  CHECK_ACCEPTED(s);
+  CHECK_THAT(our_ar(delivered(w, s.subject)), Catch::Matchers::Contains("override=trusted_forwarder"));
+  CHECK(w.milter.wait_log("reason=trusted_forwarder forwarder=203.0.113.200"));
+}
+
+TEST_CASE("e2e: SMTP-AUTH clients are not checked", "[e2e]") {
+  World& w = rfc9989_world();
+  Case c;
+  c.ip = "203.0.113.9";
+  c.login = "alice";
+  Sent s = send(w, c, "authclient");
+  CHECK_ACCEPTED(s);
+  std::string m = delivered(w, s.subject);
+  CHECK(our_ar(m).empty());
+  CHECK(w.milter.wait_log("ip=203.0.113.9 skipped=authenticated"));
+}
+
+TEST_CASE("e2e: SIGHUP reloads; a bad file keeps the running configuration", "[e2e][reload]") {
+  NsdServer nsd(World::options());
+  MilterProcess milter(base_config(nsd.port(), ""));
+  PostfixInstance postfix(World::postfix_options(milter));
+  auto spoof = [&](const std::string& tag) {
+    SmtpMessage m;
+    XclientAttributes x;
+    x.addr = "203.0.113.9";
+    x.helo = "h.example";
+    m.xclient = x;
+    m.mail_from = "alice@reject.example";
+    m.rcpt_to = {"bob@e2e.example"};
+    m.data = "From: alice@reject.example\nSubject: " + tag + "\n\nhi\n";
+    return send_mail(postfix.port(), m);
+  };
+  CHECK(spoof("before").final_reply.code == 550);
+  milter.rewrite_config(base_config(nsd.port(), "RejectFailures no\n"));
+  milter.reload();
+  REQUIRE(milter.wait_log("configuration reloaded"));
+  CHECK(spoof("after").accepted());
+  CHECK(milter.wait_log("reason=report_only"));
+  milter.rewrite_config(base_config(nsd.port(), "RejectFailures perhaps\n"));
+  milter.reload();
+  REQUIRE(milter.wait_log("reload failed, keeping the running configuration"));
+  CHECK_THAT(milter.log(), Catch::Matchers::Contains(milter.config_path() + ":10: RejectFailures needs yes or no"));
+  CHECK(spoof("still").accepted());
+  CHECK(milter.running());
+  CHECK(milter.stop() == 0);
+  CHECK_THAT(milter.log(), Catch::Matchers::Contains("dmarc-milter stopped"));
+}

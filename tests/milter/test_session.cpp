@@ -1,0 +1,286 @@
+// test_session.cpp - the milter's per-message logic (Session) over an in-memory zone
+//
+// The same Session class serves libmilter and --eval; here it is driven
+// directly, with DNS from a StaticResolver, so each rule is checked
+// without an MTA. The end-to-end suite repeats the main cases through a
+// real Postfix.
+#include <catch2/catch.hpp>
+
+#include "dmarc/config/config.hpp"
+#include "engine.hpp"
+#include "eval.hpp"
+#include "session.hpp"
+#include "support/static_resolver.hpp"
+
+using namespace dmarc;
+using namespace dmarc::milter;
+
+namespace {
+
+std::shared_ptr<test::StaticResolver> world() {
+  auto dns = std::make_shared<test::StaticResolver>();
+  dns->add_txt("_dmarc.reject.example", "v=DMARC1; p=reject");
+  dns->add_txt("reject.example", "v=spf1 ip4:192.0.2.0/24 -all");
+  dns->add("reject.example", RRType::A, "192.0.2.1");
+  dns->add_txt("_dmarc.quarantine.example", "v=DMARC1; p=quarantine");
+  dns->add_txt("quarantine.example", "v=spf1 ip4:192.0.2.0/24 -all");
+  dns->add("quarantine.example", RRType::A, "192.0.2.1");
+  dns->add_txt("_dmarc.none.example", "v=DMARC1; p=none");
+  dns->add_txt("none.example", "v=spf1 ip4:192.0.2.0/24 -all");
+  dns->add("none.example", RRType::A, "192.0.2.1");
+  dns->add_txt("helo.reject.example", "v=spf1 ip4:198.51.100.0/24 -all");
+  dns->add("helo.reject.example", RRType::A, "198.51.100.1");
+  dns->fail("_dmarc.broken.example");
+  dns->add("broken.example", RRType::A, "192.0.2.1");
+  return dns;
+}
+
+std::shared_ptr<const Engine> engine(const std::string& extra = "", std::shared_ptr<test::StaticResolver> dns = world()) {
+  auto cfg = parse_config("AuthservID mx.test.example\n" + extra, "test.conf");
+  REQUIRE(cfg);
+  auto e = Engine::build(cfg.value(), dns);
+  REQUIRE(e);
+  return e.value();
+}
+
+struct Msg {
+  std::string ip = "192.0.2.10";
+  std::string helo = "mail.reject.example";
+  std::string mail_from = "alice@reject.example";
+  std::string auth;
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {"From", " Alice <alice@reject.example>"}, {"To", " bob@test.example"}, {"Subject", " hi"}};
+  std::string body = "Hello\r\n";
+};
+
+Outcome run(const std::shared_ptr<const Engine>& e, const Msg& m) {
+  Session s(e);
+  s.connect("client.example", m.ip);
+  s.helo(m.helo);
+  s.envfrom(m.mail_from, m.auth, "QID1");
+  for (const auto& [n, v] : m.headers) s.header(n, v);
+  s.eoh();
+  if (s.wants_body()) s.body(m.body);
+  return s.eom("QID1");
+}
+
+bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("session: aligned SPF pass is accepted with Authentication-Results", "[session]") {
+  Outcome o = run(engine(), Msg{});
+  CHECK(o.decision.action == Action::Accept);
+  REQUIRE(o.ar_value);
+  CHECK(has(*o.ar_value, " mx.test.example;"));
+  CHECK(has(*o.ar_value, "spf=pass smtp.mailfrom=reject.example"));
+  CHECK(has(*o.ar_value, "dkim=none"));
+  CHECK(has(*o.ar_value, "dmarc=pass (p=reject sp=reject dis=none) header.from=reject.example policy.dmarc=reject"));
+  CHECK(has(o.log_line, "qid=QID1 ip=192.0.2.10 from=reject.example spf=pass:reject.example dkim=none dmarc=pass"));
+  CHECK(has(o.log_line, "action=accept reason=-"));
+}
+
+TEST_CASE("session: spoofs under p=reject, quarantine and none", "[session]") {
+  auto e = engine();
+  Msg m;
+  m.ip = "203.0.113.5";
+  Outcome o = run(e, m);
+  CHECK(o.decision.action == Action::Reject);
+  CHECK(o.decision.rcode == "550");
+  CHECK(o.decision.xcode == "5.7.1");
+  CHECK(o.decision.text == "Message rejected by the DMARC policy of reject.example");
+  CHECK(has(o.log_line, "dmarc=fail policy=reject disposition=reject action=reject reason=dmarc_reject"));
+
+  m.mail_from = "alice@quarantine.example";
+  m.headers[0].second = " alice@quarantine.example";
+  o = run(e, m);
+  CHECK(o.decision.action == Action::Quarantine);
+  REQUIRE(o.quarantine_header);
+  CHECK(o.quarantine_header->first == "X-DMARC-Quarantine");
+  CHECK_FALSE(o.decision.hold);
+  o = run(engine("QuarantineAction hold\n"), m);
+  CHECK(o.decision.hold);
+  CHECK_FALSE(o.quarantine_header);
+
+  m.mail_from = "alice@none.example";
+  m.headers[0].second = " alice@none.example";
+  o = run(e, m);
+  CHECK(o.decision.action == Action::Accept);
+  CHECK(has(*o.ar_value, "dmarc=fail (p=none sp=none dis=none) header.from=none.example policy.dmarc=none"));
+
+  // Report-only: nothing enforced, A-R still written.
+  m.mail_from = "alice@reject.example";
+  m.headers[0].second = " alice@reject.example";
+  o = run(engine("RejectFailures no\n"), m);
+  CHECK(o.decision.action == Action::Accept);
+  CHECK(o.decision.reason == "report_only");
+  CHECK(has(*o.ar_value, "dmarc=fail"));
+}
+
+TEST_CASE("session: null MAIL FROM is checked with the HELO identity", "[session]") {
+  Msg m;
+  m.ip = "198.51.100.20";
+  m.helo = "helo.reject.example";
+  m.mail_from = "";
+  m.headers[0].second = " MAILER-DAEMON@helo.reject.example";
+  Outcome o = run(engine(), m);
+  REQUIRE(o.spf);
+  CHECK(o.spf->scope == SpfScope::Helo);
+  CHECK(o.spf->result == AuthResult::Pass);
+  CHECK(has(*o.ar_value, "spf=pass smtp.helo=helo.reject.example"));
+  // helo.reject.example is below reject.example: relaxed alignment passes.
+  CHECK(o.decision.action == Action::Accept);
+  CHECK(has(*o.ar_value, "dmarc=pass"));
+}
+
+TEST_CASE("session: forged Authentication-Results with our authserv-id are removed, highest first", "[session][security]") {
+  Msg m;
+  m.headers.insert(m.headers.begin(), {"Authentication-Results", " other.example; spf=pass"});
+  m.headers.insert(m.headers.begin(), {"Authentication-Results", " mx.test.example; dmarc=pass"});
+  m.headers.push_back({"Authentication-Results", " MX.TEST.EXAMPLE; dkim=pass"});
+  m.headers.push_back({"Authentication-Results", " mx2.test.example; dkim=pass"});
+  Outcome o = run(engine("TrustedAuthservIDs mx2.test.example\n"), m);
+  REQUIRE(o.deletions.size() == 3);
+  CHECK(o.deletions[0].index == 4);
+  CHECK(o.deletions[1].index == 3);
+  CHECK(o.deletions[2].index == 1);
+  CHECK(o.deletions[0].name == "Authentication-Results");
+  CHECK(has(o.log_line, "removed_ar=3"));
+}
+
+TEST_CASE("session: missing, unreadable and several From fields", "[session][badinput]") {
+  auto e = engine();
+  Msg m;
+  m.headers = {{"To", " bob@test.example"}};
+  Outcome o = run(e, m);
+  CHECK(o.decision.action == Action::Reject);
+  CHECK(o.decision.reason == "no_from");
+  CHECK(has(*o.ar_value, "dmarc=permerror (no_from)"));
+  o = run(engine("BadFromAction accept\n"), m);
+  CHECK(o.decision.action == Action::Accept);
+
+  m.headers = {{"From", " alice@reject.example>"}};  // OpenDMARC #342
+  o = run(e, m);
+  CHECK(o.decision.reason == "bad_from");
+  CHECK(o.decision.action == Action::Reject);
+  m.headers = {{"From", std::string(" alice@reject.example\0evil", 26)}};
+  CHECK(run(e, m).decision.reason == "bad_from");
+  m.headers = {{"From", " " + std::string(20000, 'a') + "@reject.example"}};
+  CHECK(run(e, m).decision.reason == "bad_from");
+
+  // Two domains: each is checked, the strictest wins (CVE-2019-16378).
+  m.ip = "203.0.113.5";
+  m.mail_from = "x@none.example";
+  m.headers = {{"From", " a@none.example, b@reject.example"}};
+  o = run(e, m);
+  REQUIRE(o.verdicts.size() == 2);
+  CHECK(o.decision.action == Action::Reject);
+  CHECK(has(o.log_line, "from=none.example,reject.example"));
+  // Two From fields count the same way.
+  m.headers = {{"From", " a@none.example"}, {"From", " b@reject.example"}};
+  CHECK(run(e, m).decision.action == Action::Reject);
+  CHECK(run(engine("RejectMultiValueFrom yes\n"), m).decision.reason == "multi_from");
+  m.headers = {{"From", " a@none.example, b@none.example"}};
+  CHECK(run(engine("RejectMultiValueFrom yes\n"), m).decision.action == Action::Accept);  // one domain
+  m.headers = {{"From", " a@a.example, b@b.example, c@c.example"}};
+  CHECK(run(engine("MaxFromDomains 2\n"), m).decision.reason == "too_many_from_domains");
+  // RequiredHeaders: exactly one From and Date.
+  m.headers = {{"From", " a@none.example"}};
+  CHECK(run(engine("RequiredHeaders yes\n"), m).decision.reason == "required_headers");
+  m.headers = {{"From", " a@none.example"}, {"Date", " Sun, 22 Nov 2026 10:00:00 +0000"}};
+  CHECK(run(engine("RequiredHeaders yes\n"), m).decision.action == Action::Accept);
+}
+
+TEST_CASE("session: ignored hosts and SMTP-AUTH clients are not checked", "[session]") {
+  Msg m;
+  m.ip = "203.0.113.5";
+  m.headers.push_back({"Authentication-Results", " mx.test.example; dmarc=pass"});
+  Outcome o = run(engine("IgnoreHosts 203.0.113.0/24\n"), m);
+  CHECK_FALSE(o.checked);
+  CHECK(o.skip_reason == "ignored_host");
+  CHECK(o.decision.action == Action::Accept);
+  CHECK_FALSE(o.ar_value);
+  CHECK(o.deletions.size() == 1);  // forged fields go all the same
+  m.auth = "alice";
+  o = run(engine(), m);
+  CHECK(o.skip_reason == "authenticated");
+  CHECK(has(o.log_line, "skipped=authenticated"));
+  o = run(engine("IgnoreAuthenticatedClients no\n"), m);
+  CHECK(o.checked);
+  CHECK(o.decision.action == Action::Reject);
+}
+
+TEST_CASE("session: a trusted forwarder's failing mail is accepted", "[session]") {
+  Msg m;
+  m.ip = "203.0.113.5";
+  Outcome o = run(engine("TrustedForwarders 203.0.113.0/28\n"), m);
+  CHECK(o.decision.action == Action::Accept);
+  CHECK(o.decision.reason == "trusted_forwarder");
+  REQUIRE(o.forwarder);
+  REQUIRE(o.verdicts.size() == 1);
+  REQUIRE(o.verdicts[0].overrides.size() == 1);
+  CHECK(o.verdicts[0].overrides[0] == OverrideReason::TrustedForwarder);
+  CHECK(has(*o.ar_value, "override=trusted_forwarder"));
+  CHECK(has(o.log_line, "forwarder=203.0.113.0/28"));
+  m.ip = "203.0.113.77";
+  CHECK(run(engine("TrustedForwarders 203.0.113.0/28\n"), m).decision.action == Action::Reject);
+}
+
+TEST_CASE("session: DNS failures follow DNSFailureAction", "[session][badinput]") {
+  Msg m;
+  m.ip = "203.0.113.5";
+  m.mail_from = "a@broken.example";
+  m.headers = {{"From", " a@broken.example"}};
+  Outcome o = run(engine(), m);
+  CHECK(o.decision.action == Action::Accept);
+  CHECK(o.decision.reason == "dns_temperror");
+  CHECK(has(*o.ar_value, "dmarc=temperror"));
+  o = run(engine("DNSFailureAction tempfail\n"), m);
+  CHECK(o.decision.action == Action::TempFail);
+  CHECK(o.decision.rcode == "451");
+}
+
+TEST_CASE("session: untrusted text in the log line is sanitised", "[session][security]") {
+  Msg m;
+  m.helo = "evil\r\nhelo=x";
+  m.mail_from = "";
+  m.ip = "203.0.113.5";
+  Outcome o = run(engine(), m);
+  CHECK(o.log_line.find('\r') == std::string::npos);
+  CHECK(o.log_line.find('\n') == std::string::npos);
+  CHECK(has(o.log_line, "spf="));
+  CHECK(sanitize_log("a b=c\x01") == "a?b?c?");
+  CHECK(sanitize_log(std::string(300, 'x'), 10) == "xxxxxxxxxx...");
+  REQUIRE(o.ar_value);
+  CHECK(o.ar_value->find('\r') == std::string::npos);
+}
+
+TEST_CASE("session: a message aborted half-way leaves nothing behind", "[session]") {
+  auto e = engine();
+  Session s(e);
+  s.connect("c", "203.0.113.5");
+  s.helo("h");
+  s.envfrom("a@reject.example", "", "Q1");
+  s.header("From", " a@reject.example");
+  s.header("Authentication-Results", " mx.test.example; none");
+  s.abort();
+  s.envfrom("a@reject.example", "", "Q2");
+  s.header("From", " a@none.example");
+  s.eoh();
+  Outcome o = s.eom("Q2");
+  CHECK(o.deletions.empty());
+  REQUIRE(o.verdicts.size() == 1);
+  CHECK(o.verdicts[0].author_domain == "none.example");
+}
+
+TEST_CASE("eval: split_message reads headers, folding and body", "[eval]") {
+  SplitMessage m = split_message("From: a@b.example\nSubject: one\n two\nX-Empty:\n\nbody line\nlast");
+  REQUIRE(m.headers.size() == 3);
+  CHECK(m.headers[0] == std::make_pair(std::string("From"), std::string(" a@b.example")));
+  CHECK(m.headers[1].second == " one\r\n two");
+  CHECK(m.headers[2].second.empty());
+  CHECK(m.body == "body line\r\nlast");
+  SplitMessage none = split_message("From: a@b.example\r\n");
+  CHECK(none.headers.size() == 1);
+  CHECK(none.body.empty());
+}
