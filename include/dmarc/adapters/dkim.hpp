@@ -14,25 +14,51 @@
 //   Key queries (selector._domainkey.domain TXT) go through the
 //   dkim_dns_set_query_* callbacks onto the Resolver given at creation.
 //   Headers and body chunks are fed to libopendkim as they arrive; the
-//   message is never copied whole.
+//   message is never copied whole. Header values folded with bare LF are
+//   given to libopendkim with CRLF, as opendkim does; body chunks must
+//   already be CRLF text (the milter protocol's form).
 //   Every DKIM-Signature is reported, in header order, with its own result:
 //     pass       the signature verified
 //     fail       the signature or body hash did not verify
-//     neutral    the signature could not be evaluated in a way that is
-//                not the signer's fault (unused)
+//     neutral    not evaluated: beyond max_signatures (RFC 8601 2.7.1)
 //     policy     it verified but local policy refuses it: rsa-sha1 or an
-//                RSA key under min_rsa_bits (RFC 8301 3.1, 3.2)
-//     permerror  syntax error in the signature or key record, no key
-//     temperror  the key lookup failed temporarily
-//   Signatures with l= verify normally and are flagged (body_length).
+//                RSA key under min_rsa_bits (RFC 8301 3.1, 3.2). Policy and
+//                not permerror: nothing in the signature or key is
+//                malformed; RFC 8601 2.7.1 "policy" is exactly "signed,
+//                but not acceptable to the ADMD". Neither is a pass.
+//     permerror  syntax error in the signature or key record (a repeated
+//                tag makes a tag-list invalid, RFC 6376 3.2), unsupported
+//                v=/a=/c=/q=, i= outside d=, From not signed, expired x=,
+//                t= in the future, l= beyond the body, no key (NXDOMAIN,
+//                NODATA), revoked key, key k= unfit for a=, key lookup
+//                refused (d=/s= not a domain name, record with a NUL or
+//                over 1023 octets) or PermFail
+//   A k=rsa key given as a bare PKCS#1 RSAPublicKey (what RFC 6376 3.6.1
+//   literally says) is accepted as well as the usual SubjectPublicKeyInfo.
+//     temperror  the key lookup failed temporarily (timeout, SERVFAIL:
+//                a TempFail through dns_error_kind())
+//   `reason` says why for every result but pass. Signatures with l= verify
+//   normally and are flagged (body_length); keys with t=y are flagged
+//   (test_key): RFC 6376 3.6.1 asks verifiers not to treat such mail
+//   differently from unsigned mail, which is the caller's decision.
+//   The clock for t= and x= is the system clock, or fixed_time; both are
+//   allowed clock_drift. libopendkim 2.11 reads the system clock for x=
+//   and t= itself, so fixed_time must not lie after the real clock.
 // THREADING
-//   One DkimVerifier (one DKIM_LIB) serves all threads; each DkimMessage
-//   is used by one thread at a time.
+//   One DkimVerifier (one DKIM_LIB, set up once in create() and read-only
+//   afterwards) serves all threads; each DkimMessage (one DKIM handle) is
+//   used by one thread at a time, and must not outlive its DkimVerifier.
+//   The Resolver is called from the threads that call end_of_headers()
+//   and finish(), so it must be thread-safe when they are several
+//   (LdnsResolver and CachedResolver are).
 // DIAGNOSTICS
-//   create() returns a message when libopendkim cannot be set up. No
-//   function throws except std::bad_alloc.
+//   create() returns a message when libopendkim cannot be set up (or lacks
+//   ed25519-sha256) or an option is out of range. No function throws
+//   except std::bad_alloc; a libopendkim failure on one message shows in
+//   its results (temperror or permerror with the reason).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -50,10 +76,15 @@ namespace dmarc {
 struct DkimOptions {
   // RFC 8301 3.2: RSA keys below this never pass. Not below 1024.
   unsigned min_rsa_bits = 1024;
-  // Signatures looked at per message; the rest are reported as not checked.
+  // Signatures checked per message, counting only those libopendkim could
+  // set up (a malformed one costs no DNS query and no RSA operation); the
+  // rest are reported as neutral, "not checked". At least 1.
   unsigned max_signatures = 10;
-  // Pin the verifier's clock (t=, x=); for tests with fixed vectors.
+  // Pin the verifier's clock (t=, x=); for tests with fixed vectors. Must
+  // not lie in the future of the system clock (see DESCRIPTION).
   std::optional<std::time_t> fixed_time;
+  // Allowed clock skew for t= (future) and x= (expiry), RFC 6376 3.5.
+  std::chrono::seconds clock_drift{300};
 };
 
 struct DkimSignatureResult {
@@ -65,6 +96,7 @@ struct DkimSignatureResult {
   unsigned key_bits = 0;  // size of the public key, 0 when unknown
   std::string b_prefix;   // the first characters of b= (RFC 8601 header.b: 8 or more)
   bool body_length = false;  // the signature has l=
+  bool test_key = false;     // the key record has t=y (RFC 6376 3.6.1)
   std::string reason;     // why it is not a pass ("body hash mismatch", "key too short")
 
   DkimInput input() const { return DkimInput{result, domain, selector}; }
