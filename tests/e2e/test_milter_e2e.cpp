@@ -17,6 +17,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -459,4 +461,52 @@ TEST_CASE("e2e: SIGHUP reloads; a bad file keeps the running configuration", "[e
   CHECK(milter.running());
   CHECK(milter.stop() == 0);
   CHECK_THAT(milter.log(), Catch::Matchers::Contains("dmarc-milter stopped"));
+}
+
+TEST_CASE("e2e: README's Postfix lines reach the milter run with the shipped configuration", "[e2e][readme]") {
+  // The configuration as shipped (conf/dmarc-milter.conf), logging to
+  // stderr so the test can read it; the Postfix lines as README.md gives them.
+  std::string src = std::string(DMARC_TEST_DATA_DIR) + "/../..";
+  std::ifstream conf_in(src + "/conf/dmarc-milter.conf");
+  std::stringstream conf;
+  conf << conf_in.rdbuf();
+  std::ifstream readme_in(src + "/README.md");
+  std::stringstream readme_ss;
+  readme_ss << readme_in.rdbuf();
+  std::string readme = readme_ss.str();
+  std::size_t sec = readme.find("\n## Postfix");
+  REQUIRE(sec != std::string::npos);
+  std::size_t open = readme.find("```\n", sec);
+  std::size_t close = readme.find("```", open + 4);
+  REQUIRE(close != std::string::npos);
+  std::vector<std::string> lines;
+  std::stringstream block(readme.substr(open + 4, close - open - 4));
+  for (std::string l; std::getline(block, l);) {
+    if (!l.empty()) lines.push_back(l);
+  }
+  REQUIRE(lines.size() == 4);
+  CHECK_THAT(lines[0], Catch::Matchers::StartsWith("smtpd_milters = inet:127.0.0.1:"));
+  std::uint16_t port = static_cast<std::uint16_t>(std::stoi(lines[0].substr(lines[0].rfind(':') + 1)));
+
+  MilterProcess milter(conf.str() + "\nSyslog no\n", port);
+  PostfixOptions o;
+  o.hostname = "mx.e2e.example";
+  o.main_cf = lines;
+  PostfixInstance postfix(o);
+  CHECK(postfix.postconf("smtpd_milters") == "inet:127.0.0.1:" + std::to_string(port));
+  SmtpMessage m;
+  XclientAttributes x;
+  x.addr = "192.0.2.7";
+  x.helo = "mail.example.com";
+  m.xclient = x;
+  m.mail_from = "alice@example.com";
+  m.rcpt_to = {"bob@e2e.example"};
+  m.data = "From: alice@example.com\nSubject: readme-lines\n\nhi\n";
+  SmtpOutcome out = send_mail(postfix.port(), m);
+  INFO(out.transcript_text() << "\n" << milter.log());
+  REQUIRE(out.accepted());
+  auto mail = postfix.wait_delivered(1);
+  REQUIRE(mail.size() == 1);
+  CHECK(header_values(mail[0], "Authentication-Results").size() == 1);
+  CHECK(milter.wait_log("qid=" + out.queue_id() + " ip=192.0.2.7 from=example.com"));
 }

@@ -49,14 +49,16 @@ std::uint16_t free_tcp_port() {
 }
 }  // namespace
 
-MilterProcess::MilterProcess(const std::string& config_text) {
+MilterProcess::MilterProcess(const std::string& config_text) : MilterProcess(config_text, 0) {}
+
+MilterProcess::MilterProcess(const std::string& config_text, std::uint16_t config_port) {
   char tmpl[] = "/tmp/dmarc-milter-test-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
   dir_ = tmpl;
   config_path_ = dir_ + "/dmarc-milter.conf";
   log_path_ = dir_ + "/milter.log";
   rewrite_config(config_text);
-  port_ = free_tcp_port();
+  port_ = config_port ? config_port : free_tcp_port();
   std::string binary = std::string(DMARC_BINARY_DIR) + "/dmarc-milter";
   std::string sock = "inet:" + std::to_string(port_) + "@127.0.0.1";
   pid_ = fork();
@@ -67,7 +69,10 @@ MilterProcess::MilterProcess(const std::string& config_text) {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execl(binary.c_str(), binary.c_str(), "-f", "-c", config_path_.c_str(), "-p", sock.c_str(), static_cast<char*>(nullptr));
+    if (config_port)
+      execl(binary.c_str(), binary.c_str(), "-f", "-c", config_path_.c_str(), static_cast<char*>(nullptr));
+    else
+      execl(binary.c_str(), binary.c_str(), "-f", "-c", config_path_.c_str(), "-p", sock.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   for (int i = 0; i < 200; ++i) {

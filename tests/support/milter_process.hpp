@@ -18,6 +18,9 @@ namespace dmarc::test {
 class MilterProcess {
  public:
   explicit MilterProcess(const std::string& config_text);
+  // With CONFIG_PORT: no -p; the Socket of the config is used, and
+  // CONFIG_PORT (its inet port) is waited for.
+  MilterProcess(const std::string& config_text, std::uint16_t config_port);
   ~MilterProcess();
   MilterProcess(const MilterProcess&) = delete;
   MilterProcess& operator=(const MilterProcess&) = delete;
