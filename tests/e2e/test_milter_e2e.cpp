@@ -10,6 +10,11 @@
 // asserts the SMTP reply, the hold queue (postqueue -j) and the headers
 // of the delivered message. Runs as root (Postfix's master needs it).
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,6 +22,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <memory>
@@ -509,4 +516,96 @@ TEST_CASE("e2e: README's Postfix lines reach the milter run with the shipped con
   REQUIRE(mail.size() == 1);
   CHECK(header_values(mail[0], "Authentication-Results").size() == 1);
   CHECK(milter.wait_log("qid=" + out.queue_id() + " ip=192.0.2.7 from=example.com"));
+}
+
+TEST_CASE("daemon: unix socket mode from UMask, handed to UserID, privileges dropped", "[e2e][daemon]") {
+  // Run as root, as an admin would: -u nobody:nogroup drops privileges
+  // once the socket exists.
+  char tmpl[] = "/tmp/dmarc-sock-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  chmod(dir.c_str(), 0755);
+  std::string conf = dir + "/m.conf";
+  {
+    std::ofstream f(conf);
+    f << "Syslog no\nUMask 007\nNameservers 127.0.0.1:9\n";
+  }
+  std::string sock = dir + "/milter.sock";
+  std::string log = dir + "/log";
+  std::string binary = std::string(DMARC_BINARY_DIR) + "/dmarc-milter";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    execl(binary.c_str(), binary.c_str(), "-f", "-c", conf.c_str(), "-p", ("unix:" + sock).c_str(), "-u", "nobody:nogroup",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  struct stat st {};
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    up = stat(sock.c_str(), &st) == 0;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  REQUIRE(up);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the chown and setuid follow the bind
+  stat(sock.c_str(), &st);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK((st.st_mode & 0777) == 0770);
+  struct passwd* nobody = getpwnam("nobody");
+  REQUIRE(nobody);
+  CHECK(st.st_uid == nobody->pw_uid);
+  // The running process: real and effective uid are nobody's.
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line, uid_line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Uid:", 0) == 0) uid_line = line;
+  }
+  std::string n = std::to_string(nobody->pw_uid);
+  CHECK(uid_line == "Uid:\t" + n + "\t" + n + "\t" + n + "\t" + n);
+  kill(pid, SIGTERM);
+  int wst = 0;
+  waitpid(pid, &wst, 0);
+  CHECK(WIFEXITED(wst));
+  CHECK(WEXITSTATUS(wst) == 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("daemon: configuration errors name the file and line; -n prints the effective configuration", "[e2e][daemon]") {
+  std::string binary = std::string(DMARC_BINARY_DIR) + "/dmarc-milter";
+  char tmpl[] = "/tmp/dmarc-conf-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string conf = std::string(tmpl) + "/bad.conf";
+  {
+    std::ofstream f(conf);
+    f << "# comment\nSocket inet:8895@127.0.0.1\nDNSTimeout 0\n";
+  }
+  auto run = [](const std::string& cmd, int& status) {
+    std::string out;
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    char buf[4096];
+    std::size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    status = pclose(p);
+    return out;
+  };
+  int st = 0;
+  std::string out = run(binary + " -c " + conf + " -n", st);
+  CHECK(WEXITSTATUS(st) == 78);
+  CHECK_THAT(out, Catch::Matchers::Contains(conf + ":3: DNSTimeout must be between 1 and 60, not 0"));
+  out = run(binary + " -c " + conf + " -f", st);
+  CHECK(WEXITSTATUS(st) == 78);
+  {
+    std::ofstream f(conf);
+    f << "SPFSelfValidate yes\nRejectFailures no\n";
+  }
+  out = run(binary + " -c " + conf + " -n", st);
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK_THAT(out, Catch::Matchers::Contains(conf + ":1: OpenDMARC key 'SPFSelfValidate' ignored"));
+  CHECK_THAT(out, Catch::Matchers::Contains("\nRejectFailures no\n"));
+  CHECK_THAT(out, Catch::Matchers::Contains("\nSocket inet:8895@127.0.0.1\n"));
+  out = run(binary + " -Z", st);
+  CHECK(WEXITSTATUS(st) == 64);
+  std::filesystem::remove_all(tmpl);
 }
