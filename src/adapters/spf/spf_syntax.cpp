@@ -592,6 +592,12 @@ std::optional<std::string> libspf2_compile_problem(std::string_view text, bool i
     if (over(b)) return "explanation compiles to " + std::to_string(b.used) + " octets, over libspf2's 511";
     return std::nullopt;
   }
+  // SPF_c_mech_add() starts a mechanism only while the record's compiled
+  // mechanisms (4-octet header + data each) leave room for a header in
+  // SPF_MAX_MECH_LEN; past that it returns SPF_E_BIG_MECH without logging
+  // an error, and SPF_record_compile() succeeds with the rest of the
+  // record silently dropped (64 ip4 terms and "-all": the "-all" is gone).
+  std::size_t mech_len = 0;
   std::size_t i = 0;
   while (i < text.size()) {
     std::size_t end = text.find(' ', i);
@@ -601,26 +607,39 @@ std::optional<std::string> libspf2_compile_problem(std::string_view text, bool i
     if (term.empty() || is_spf_version(term)) continue;
     if (std::string_view("+-~?").find(term[0]) != std::string_view::npos) term.remove_prefix(1);
     std::size_t sep = term.find_first_of(":=/");
-    if (sep == std::string_view::npos) continue;
     std::string_view name = term.substr(0, sep);
-    if (iequals(name, "ip4") || iequals(name, "ip6")) continue;  // fixed-size data
-    std::string_view value = term.substr(sep + (term[sep] == '/' ? 0 : 1));
-    MacroBudget b;
-    // A trailing CIDR is stripped before the macro-string is parsed; count
-    // its 4-octet block whenever one is written.
-    std::size_t slash = value.rfind('/');
-    if (term[sep] != '=' && slash != std::string_view::npos && all_digits(value.substr(slash + 1))) {
-      b.used += 4;
-      value = value.substr(0, slash);
-      if (!value.empty() && value.back() == '/') value.remove_suffix(1);
-      std::size_t s4 = value.rfind('/');
-      if (s4 != std::string_view::npos && all_digits(value.substr(s4 + 1))) value = value.substr(0, s4);
+    const bool modifier = sep != std::string_view::npos && term[sep] == '=' && !iequals(name, "redirect");
+    std::size_t data = 0;
+    if (iequals(name, "ip4")) {
+      data = 4;  // struct in_addr
+    } else if (iequals(name, "ip6")) {
+      data = 16;  // struct in6_addr
+    } else if (sep != std::string_view::npos) {
+      std::string_view value = term.substr(sep + (term[sep] == '/' ? 0 : 1));
+      MacroBudget b;
+      // A trailing CIDR is stripped before the macro-string is parsed;
+      // count its 4-octet block whenever one may be written.
+      std::size_t slash = value.rfind('/');
+      if (!modifier && slash != std::string_view::npos && all_digits(value.substr(slash + 1))) {
+        b.used += 4;
+        value = value.substr(0, slash);
+        if (!value.empty() && value.back() == '/') value.remove_suffix(1);
+        std::size_t s4 = value.rfind('/');
+        if (s4 != std::string_view::npos && all_digits(value.substr(s4 + 1))) value = value.substr(0, s4);
+      }
+      b.scan(value);
+      if (over(b)) {
+        return "term \"" + std::string(term.substr(0, 32)) + "...\" compiles to " + std::to_string(b.used) +
+               " octets, over libspf2's 511";
+      }
+      data = b.used;
     }
-    b.scan(value);
-    if (over(b)) {
-      return "term \"" + std::string(term.substr(0, 32)) + "...\" compiles to " + std::to_string(b.used) +
-             " octets, over libspf2's 511";
+    if (modifier) continue;  // one exp= at most: far below SPF_MAX_MOD_LEN
+    if (mech_len + 4 > kLibspf2MaxData) {
+      return "record too large for libspf2: its mechanisms compile to more than 511 octets "
+             "(SPF_MAX_MECH_LEN; libspf2 would drop the rest silently)";
     }
+    mech_len += 4 + data;
   }
   return std::nullopt;
 }

@@ -119,13 +119,19 @@ std::string escape_for_libspf2(std::string_view literal);
 std::string finish_explanation(std::string_view expanded);
 
 // libspf2_compile_problem - a reason when libspf2 1.2.10's compiler would
-// mis-handle TEXT (a record or an explanation): the compiled form of a
-// term or macro-string over SPF_MAX_MECH_LEN / SPF_MAX_MOD_LEN (511)
-// octets. Upstream commit d14abff (CVE-2023-42118, not in Debian's
-// 1.2.10-7.2): when a term's compiled data reaches 508 octets the space
-// left for the next string literal underflows, and the literal is copied
-// past a stack buffer. libspf2 rejects every such text anyway (after the
-// copy); rejecting it first gives the same permerror without the overrun.
+// mis-handle TEXT (a record or an explanation):
+//   - the compiled form of one term or macro-string over SPF_MAX_MECH_LEN /
+//     SPF_MAX_MOD_LEN (511) octets. Upstream commit d14abff
+//     (CVE-2023-42118, not in Debian's 1.2.10-7.2): when a term's compiled
+//     data reaches 508 octets the space left for the next string literal
+//     underflows and the literal is copied past a stack buffer. libspf2
+//     rejects every such text anyway (after the copy); refusing it first
+//     gives the same permerror without the overrun. (With macros expanded
+//     before libspf2 sees a record this cannot happen; kept as a guard.)
+//   - a record whose mechanisms together compile to more than 511 octets
+//     (about 63 ip4 or 25 ip6 terms): libspf2 silently drops the terms past
+//     that point ("-all" included) and evaluates the rest. We give
+//     permerror instead.
 std::optional<std::string> libspf2_compile_problem(std::string_view text, bool is_explanation);
 
 // valid_check_domain - RFC 7208 4.3: a <domain> check_host() can look up
