@@ -263,6 +263,16 @@ TEST_CASE("dkim result: verified signatures and RFC 8301", "[dkim][result]") {
   f.ignored = true;
   f.max_signatures = 3;
   CHECK(dk::classify_signature(f).result == AuthResult::Neutral);
+  // A libopendkim failure on the message leaves unprocessed signatures undecided.
+  dk::SignatureFacts g;
+  g.sig_error = DKIM_SIGERROR_UNKNOWN;
+  g.library_failure = "libopendkim: Resource unavailable";
+  CHECK(dk::classify_signature(g).result == AuthResult::TempError);
+  CHECK(dk::classify_signature(g).reason == "not verified: libopendkim: Resource unavailable");
+  g.in_library = false;
+  CHECK(dk::classify_signature(g).result == AuthResult::TempError);
+  g.library_failure.reset();
+  CHECK(dk::classify_signature(g).result == AuthResult::PermError);
   f.ignored = false;
   f.syntax_error = "duplicate tag d=";
   CHECK(dk::classify_signature(f).reason == "signature syntax: duplicate tag d=");

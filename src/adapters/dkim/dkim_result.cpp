@@ -109,6 +109,11 @@ Classification classify_signature(const SignatureFacts& f) {
   // RFC 6376 3.5 x= (6.1.1: expired is PERMFAIL); t= in the future MAY be ignored.
   if (f.clock_error) return make(AuthResult::PermError, *f.clock_error);
 
+  if (!f.in_library) {
+    if (f.library_failure) return make(AuthResult::TempError, "not verified: " + *f.library_failure);
+    return make(AuthResult::PermError, "signature not processed by libopendkim");
+  }
+
   // RFC 6376 6.1.2: a key unsuitable for the a= algorithm and k= type is
   // PERMFAIL (inappropriate key algorithm). libopendkim 2.11 goes by a=
   // alone and would verify an RSA signature with a key marked k=ed25519.
@@ -139,6 +144,10 @@ Classification classify_signature(const SignatureFacts& f) {
     default: return make(AuthResult::PermError, sigerror_reason(f.sig_error));
   }
 
+  // Undecided because libopendkim failed (no memory, internal error): try
+  // again later rather than call the signature bad.
+  if (f.library_failure && (f.flags & DKIM_SIGFLAG_PROCESSED) == 0)
+    return make(AuthResult::TempError, "not verified: " + *f.library_failure);
   if (bh_mismatch) return make(AuthResult::Fail, "body hash mismatch");
   if ((f.flags & DKIM_SIGFLAG_PASSED) == 0 || f.bh != DKIM_SIGBH_MATCH)
     return make(AuthResult::Fail, "signature did not verify");

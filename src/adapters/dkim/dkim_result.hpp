@@ -9,9 +9,12 @@
 //   classify_signature() looks at, in this order:
 //     1. not checked (over max_signatures)          neutral
 //     2. our strict tag-list parse refused it        permerror
-//     3. our clock check (x= expired, t= future)     permerror
-//        the key's k= does not suit a= (RFC 6376 6.1.2) permerror
-//     4. DKIM_SIGERROR_* other than OK/UNKNOWN:
+//     3. our clock check (x= <= t=, x= expired, t= in the future)
+//                                                    permerror
+//     4. libopendkim has no handle for it: after a libopendkim failure
+//        (DKIM_STAT_NORESOURCE, _INTERNAL) temperror, else permerror
+//     5. the key's k= does not suit a= (RFC 6376 6.1.2)  permerror
+//     6. DKIM_SIGERROR_* other than OK/UNKNOWN:
 //          KEYFAIL     the DNS status we recorded for the key query,
 //                      through dns_error_kind(): Temporary -> temperror,
 //                      Permanent -> permerror; none recorded -> temperror
@@ -20,9 +23,11 @@
 //          KEYTOOSMALL policy, unless the body hash failed (fail)
 //          every other one (syntax, unsupported value, key record,
 //          revoked key, l= beyond the body, expired ...)   permerror
-//     5. body hash mismatch                          fail
-//     6. not verified                                fail
-//     7. verified: rsa-sha1                          policy (RFC 8301 3.1)
+//     7. not processed because libopendkim failed on the message
+//        (DKIM_STAT_NORESOURCE, _INTERNAL, _INVALID)  temperror
+//     8. body hash mismatch                          fail
+//     9. not verified                                fail
+//    10. verified: rsa-sha1                          policy (RFC 8301 3.1)
 //                  RSA key under min_rsa_bits        policy (RFC 8301 3.2)
 //                  otherwise                         pass
 //   Policy rather than permerror for RFC 8301: the signature is intact and
@@ -68,6 +73,8 @@ struct SignatureFacts {
   unsigned key_bits = 0;
   unsigned min_rsa_bits = 1024;
   std::optional<KeyLookup> key_lookup;      // present when a key query was made
+  bool in_library = true;                   // libopendkim listed this signature
+  std::optional<std::string> library_failure;  // a DKIM_STAT_* failure on the message
 };
 
 struct Classification {

@@ -109,9 +109,11 @@ class MessageImpl final : public DkimMessage {
     state_ = State::Body;
     if (!dkim_) return;
     dkim::KeyLogScope scope(keys_);
-    eoh_status_ = dkim_eoh(dkim_.get());
-    verifying_ = eoh_status_ == DKIM_STAT_OK;
-    if (eoh_status_ != DKIM_STAT_OK && eoh_status_ != DKIM_STAT_NOSIG) note_lib_failure(eoh_status_);
+    // Keys are fetched here (libopendkim verifies the header hashes at
+    // end of headers); NOSIG: nothing to verify, skip the body.
+    DKIM_STAT st = dkim_eoh(dkim_.get());
+    verifying_ = st == DKIM_STAT_OK;
+    if (st != DKIM_STAT_OK && st != DKIM_STAT_NOSIG) note_lib_failure(st);
   }
 
   void body(std::string_view chunk) override {
@@ -166,16 +168,17 @@ class MessageImpl final : public DkimMessage {
   std::optional<std::string> clock_error(const dkim::TagList& tags) const {
     const auto now = static_cast<long long>(v_.now());
     const long long drift = v_.options.clock_drift.count();
-    auto t_value = tags.get("t") ? dkim::parse_unsigned(*tags.get("t")) : std::nullopt;
-    auto x_value = tags.get("x") ? dkim::parse_unsigned(*tags.get("x")) : std::nullopt;
+    auto number = [&](const char* tag) -> std::optional<long long> {
+      auto v = tags.get(tag);
+      auto n = v ? dkim::parse_unsigned(*v) : std::nullopt;
+      return n ? std::optional<long long>(static_cast<long long>(*n)) : std::nullopt;
+    };
+    auto t = number("t");
+    auto x = number("x");
     // RFC 6376 3.5 x=: MUST be greater than t= when both are present.
-    if (t_value && x_value && *x_value <= *t_value) return std::string("x= is not later than t=");
-    if (auto x = tags.get("x"))
-      if (auto xv = dkim::parse_unsigned(dkim::strip_fws(*x)); xv && now >= static_cast<long long>(*xv) + drift)
-        return std::string("signature expired (x=)");
-    if (auto t = tags.get("t"))
-      if (auto tv = dkim::parse_unsigned(dkim::strip_fws(*t)); tv && static_cast<long long>(*tv) > now + drift)
-        return std::string("signature timestamp is in the future (t=)");
+    if (t && x && *x <= *t) return std::string("x= is not later than t=");
+    if (x && now >= *x + drift) return std::string("signature expired (x=)");
+    if (t && *t > now + drift) return std::string("signature timestamp is in the future (t=)");
     return std::nullopt;
   }
 
@@ -274,19 +277,9 @@ class MessageImpl final : public DkimMessage {
       r.b_prefix = b.substr(0, std::min(kMinBPrefix, b.size()));
     }
 
-    dkim::Classification c;
-    if (sig == nullptr && !f.syntax_error && !f.clock_error) {
-      c.result = AuthResult::PermError;
-      c.reason = failure_.empty() ? "signature not processed by libopendkim" : "not verified: " + failure_;
-    } else {
-      c = dkim::classify_signature(f);
-      // A libopendkim failure (no memory, internal error) left this one
-      // undecided: try again later rather than call it bad.
-      if (!failure_.empty() && c.result == AuthResult::Fail && (f.flags & DKIM_SIGFLAG_PROCESSED) == 0) {
-        c.result = AuthResult::TempError;
-        c.reason = "not verified: " + failure_;
-      }
-    }
+    f.in_library = sig != nullptr;
+    if (!failure_.empty()) f.library_failure = failure_;
+    dkim::Classification c = dkim::classify_signature(f);
     r.result = c.result;
     r.reason = std::move(c.reason);
     return r;
@@ -300,7 +293,6 @@ class MessageImpl final : public DkimMessage {
   std::string hbuf_;
   State state_ = State::Headers;
   bool verifying_ = false;
-  DKIM_STAT eoh_status_ = DKIM_STAT_OK;
   std::string failure_;
 };
 
