@@ -156,25 +156,40 @@ std::string unix_socket_path(const std::string& socket) {
 }  // namespace
 
 // libmilter's signal thread stops the milter on SIGHUP as on SIGTERM
-// (libmilter/signal.c). So that SIGHUP reloads instead, this definition of
-// sigwait() takes the place of libc's for libmilter (which calls it from
-// that thread only): a SIGHUP runs reload() there and the wait goes on;
-// every other signal is returned to libmilter unchanged.
+// (libmilter/signal.c), and Debian's libmilter (built with its worker
+// pool) stops serving open connections as soon as it stops. So this
+// definition of sigwait() takes the place of libc's for libmilter, which
+// calls it from that one thread:
+//   SIGHUP   reload() runs there and the wait goes on;
+//   SIGTERM  new messages are refused (451 4.3.2), messages in progress
+//            finish (up to kDrainTimeout), then libmilter gets the signal
+//            and stops;
+//   others   are returned to libmilter unchanged.
 extern "C" int sigwait(const sigset_t* set, int* sig) {
   using Fn = int (*)(const sigset_t*, int*);
   static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sigwait"));
   if (!real) return EINVAL;
   for (;;) {
     int r = real(set, sig);
-    if (r == 0 && *sig == SIGHUP && g_reload_enabled.load()) {
-      try {
+    if (r != 0 || !g_reload_enabled.load()) return r;
+    try {
+      if (*sig == SIGHUP) {
         reload();
-      } catch (const std::exception& e) {
-        spdlog::error("reload failed: {}", e.what());
-      } catch (...) {
-        spdlog::error("reload failed");
+        continue;
       }
-      continue;
+      if (*sig == SIGTERM) {
+        set_draining(true);
+        int open = open_messages();
+        if (open > 0) spdlog::info("stopping: letting {} open message(s) finish", open);
+        auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+        while (open_messages() > 0 && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (open_messages() > 0) spdlog::warn("stopping with {} message(s) still open", open_messages());
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("signal handling failed: {}", e.what());
+    } catch (...) {
+      spdlog::error("signal handling failed");
     }
     return r;
   }
@@ -303,11 +318,8 @@ int main(int argc, char** argv) {
                to_token(config.mode), built.value()->authserv_id);
   int rc = smfi_main();
   g_reload_enabled = false;
-  // Let messages in progress finish before the process goes.
-  auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-  while (open_messages() > 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (open_messages() > 0) spdlog::warn("stopping with {} message(s) still open", open_messages());
+  // Messages in progress were let finish in the signal thread (sigwait
+  // above), before libmilter stopped.
   spdlog::info("dmarc-milter stopped");
   if (!config.pid_file.empty()) unlink(config.pid_file.c_str());
   return rc == MI_SUCCESS ? 0 : kExitOsErr;

@@ -20,6 +20,7 @@ namespace {
 std::mutex g_engine_mutex;
 std::shared_ptr<const Engine> g_engine;
 std::atomic<int> g_open_messages{0};
+std::atomic<bool> g_draining{false};
 // Whether the MTA offered SMFIP_SKIP (body callbacks may answer SKIP) and
 // SMFIP_HDR_LEADSPC (header values keep the space after the colon).
 std::atomic<bool> g_can_skip{false};
@@ -134,6 +135,12 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     std::string addr = argv && argv[0] ? argv[0] : "";
     if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
     end_message(c);
+    if (g_draining) {
+      // Stopping: finish what is open, take nothing new (the MTA retries).
+      smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.2"),
+                    const_cast<char*>("DMARC filter restarting; try again later"));
+      return SMFIS_TEMPFAIL;
+    }
     c->in_message = true;
     g_open_messages.fetch_add(1);
     c->session.set_engine(current_engine());
@@ -265,6 +272,8 @@ std::shared_ptr<const Engine> current_engine() {
 }
 
 int open_messages() { return g_open_messages.load(); }
+
+void set_draining(bool on) { g_draining = on; }
 
 bool register_milter() {
   if (smfi_register(g_desc) != MI_SUCCESS) {

@@ -23,6 +23,10 @@ std::shared_ptr<const Engine> current_engine();
 // at SIGTERM.
 int open_messages();
 
+// set_draining - from now on, new messages get 451 4.3.2 (the milter is
+// stopping); messages already open go on.
+void set_draining(bool on);
+
 // register_milter - smfi_register with our callbacks. Returns false and
 // logs on failure.
 bool register_milter();

@@ -101,6 +101,8 @@ struct World {
           std::string n = qname(q);
           if (n == "slow.timeout.example" || (n.size() > 21 && n.substr(n.size() - 21) == ".slow.timeout.example"))
             return std::string();  // dropped: the resolver times out
+          if (n == "delay.timeout.example" || (n.size() > 22 && n.substr(n.size() - 22) == ".delay.timeout.example"))
+            std::this_thread::sleep_for(std::chrono::milliseconds(600));
           return forward(q, nsd.port());
         }),
         milter(base_config(proxy.port(), extra)),
@@ -608,4 +610,26 @@ TEST_CASE("daemon: configuration errors name the file and line; -n prints the ef
   out = run(binary + " -Z", st);
   CHECK(WEXITSTATUS(st) == 64);
   std::filesystem::remove_all(tmpl);
+}
+
+TEST_CASE("daemon: SIGTERM lets a message in progress finish", "[e2e][daemon]") {
+  World w("");
+  Case c;
+  c.mail_from = "alice@delay.timeout.example";
+  c.from = "alice@delay.timeout.example";
+  SmtpOutcome out;
+  std::thread sender([&] { out = send(w, c, "draining").out; });
+  // The milter now waits for the delayed DNS answers of that message.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int status = w.milter.stop();
+  UNSCOPED_INFO("exit status " << status);
+  sender.join();
+  INFO(out.transcript_text() << "\n" << w.milter.log());
+  CHECK(status == 0);
+  // The message got its real verdict (SPF pass, aligned: accepted), not
+  // the MTA's milter_default_action (tempfail) for a vanished milter.
+  CHECK(out.accepted());
+  std::string log = w.milter.log();
+  CHECK(log.find("from=delay.timeout.example spf=pass") != std::string::npos);
+  CHECK(log.find("from=delay.timeout.example") < log.find("dmarc-milter stopped"));
 }
