@@ -633,3 +633,40 @@ TEST_CASE("daemon: SIGTERM lets a message in progress finish", "[e2e][daemon]") 
   CHECK(log.find("from=delay.timeout.example spf=pass") != std::string::npos);
   CHECK(log.find("from=delay.timeout.example") < log.find("dmarc-milter stopped"));
 }
+
+TEST_CASE("daemon: --eval runs one message file through the same code", "[e2e][daemon]") {
+  NsdServer nsd(World::options());
+  char tmpl[] = "/tmp/dmarc-eval-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  {
+    std::ofstream f(dir + "/m.conf");
+    f << base_config(nsd.port(), "");
+    std::ofstream m(dir + "/spoof.eml");
+    m << "From: Alice <alice@reject.example>\nSubject: eval\n\nbody\n";
+  }
+  std::string cmd = std::string(DMARC_BINARY_DIR) + "/dmarc-milter -c " + dir + "/m.conf --eval " + dir +
+                    "/spoof.eml --helo x.example --mail-from alice@reject.example --ip ";
+  auto run = [](const std::string& c, int& status) {
+    std::string out;
+    FILE* p = popen((c + " 2>&1").c_str(), "r");
+    char buf[4096];
+    std::size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    status = pclose(p);
+    return out;
+  };
+  int st = 0;
+  std::string out = run(cmd + "203.0.113.9", st);
+  INFO(out);
+  CHECK(WEXITSTATUS(st) == 2);
+  CHECK_THAT(out, Catch::Matchers::Contains("action: reject 550 5.7.1 Message rejected by the DMARC policy of reject.example"));
+  CHECK_THAT(out, Catch::Matchers::Contains("Authentication-Results: mx.e2e.example;"));
+  CHECK_THAT(out, Catch::Matchers::Contains("spf=fail smtp.mailfrom=reject.example"));
+  out = run(cmd + "192.0.2.10", st);
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK_THAT(out, Catch::Matchers::Contains("dmarc=pass"));
+  out = run(std::string(DMARC_BINARY_DIR) + "/dmarc-milter -c " + dir + "/m.conf --eval " + dir + "/nonexistent --ip 192.0.2.1", st);
+  CHECK(WEXITSTATUS(st) == 66);
+  std::filesystem::remove_all(dir);
+}
