@@ -124,6 +124,9 @@ TEST_CASE("dkim key record: PKCS#1 RSAPublicKey p= becomes SubjectPublicKeyInfo"
   CHECK(dk::base64_encode(*der) == "AQID");
   CHECK(dk::base64_encode({1, 2}) == "AQI=");
   CHECK_FALSE(dk::base64_decode("A!B="));
+  CHECK_FALSE(dk::base64_decode("AQI=A"));   // padding inside
+  CHECK_FALSE(dk::base64_decode("AQIDB"));   // 5 characters: 6 stray bits
+  CHECK_FALSE(dk::base64_decode("AQ==="));   // three "="
   CHECK_FALSE(dk::spki_from_pkcs1({0x30, 0x03, 0x02, 0x01, 0x01}));  // one INTEGER only
   CHECK_FALSE(dk::spki_from_pkcs1({0x30, 0x80}));                    // indefinite length
 }
@@ -134,6 +137,9 @@ TEST_CASE("dkim key record: refused records", "[dkim][key]") {
         "key record longer than 1023 octets");
   CHECK(dk::prepare_key_record("v=DKIM1; p=A; p=B").error() == "key record syntax: duplicate tag p=");
   CHECK(dk::prepare_key_record("").error() == "key record syntax: empty tag-list");
+  CHECK(dk::prepare_key_record("k=rsa; v=DKIM1; p=AB").error() == "key record syntax: v= is not the first tag");
+  CHECK(dk::prepare_key_record("v=DKIM1; k=rsa").error() == "key record syntax: no p= tag");
+  CHECK(dk::prepare_key_record("v=DKIM1; p=AB*C").error() == "key record syntax: p= is not base64");
   // Passed through for libopendkim to judge: wrong v=, unknown k=, revoked.
   CHECK(dk::prepare_key_record("v=DKIM2; p=AB"));
   CHECK(dk::prepare_key_record("k=foo; p=AB"));

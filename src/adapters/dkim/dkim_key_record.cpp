@@ -61,7 +61,9 @@ void der_length(std::vector<unsigned char>& out, std::size_t len) {
 }  // namespace
 
 std::optional<std::vector<unsigned char>> base64_decode(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  // At most two "=" of padding, at the end; no length that leaves 6 bits.
+  for (int pad = 0; pad < 2 && !text.empty() && text.back() == '='; ++pad) text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
   std::vector<unsigned char> out;
   out.reserve(text.size() * 3 / 4);
   unsigned acc = 0;
@@ -135,10 +137,17 @@ Expected<std::string, std::string> prepare_key_record(std::string_view record) {
   auto tags = parse_tag_list(record);
   if (!tags) return Err{"key record syntax: " + tags.error()};
 
-  auto k = tags->get("k");
+  // RFC 6376 3.6.1 v=: "This tag MUST be the first tag in the record."
+  if (tags->get("v") && tags->tags().front().first != "v") return Err{"key record syntax: v= is not the first tag"};
+  // p= is REQUIRED; its value is base64 (empty: revoked, for libopendkim).
   auto p = tags->get("p");
-  if ((k && strip_fws(*k) != "rsa") || !p) return std::string(record);
-  auto der = base64_decode(strip_fws(*p));
+  if (!p) return Err{"key record syntax: no p= tag"};
+  const std::string key64 = strip_fws(*p);
+  if (!key64.empty() && !base64_decode(key64)) return Err{"key record syntax: p= is not base64"};
+
+  auto k = tags->get("k");
+  if (k && strip_fws(*k) != "rsa") return std::string(record);
+  auto der = base64_decode(key64);
   if (!der) return std::string(record);
   auto spki = spki_from_pkcs1(*der);
   if (!spki) return std::string(record);

@@ -11,13 +11,14 @@
 //     - a NUL byte, or more than kMaxKeyRecord octets: refused (libopendkim
 //       treats the record as a C string in a 1024-octet buffer and would
 //       silently cut it)
-//     - not a valid tag-list (including a repeated tag): refused
+//     - not a valid tag-list (including a repeated tag), v= present but not
+//       the first tag, no p= tag, p= not base64: refused
 //     - k=rsa (or no k=) whose p= is a bare PKCS#1 RSAPublicKey, the form
 //       RFC 6376 3.6.1 literally names: re-encoded as the equivalent
 //       SubjectPublicKeyInfo, the only form libopendkim decodes. The key
 //       is the same; only its ASN.1 wrapping changes.
 //   Anything else is passed through for libopendkim to judge (unknown
-//   v=, k=, h=, s=, empty p= = revoked, p= not base64 ...).
+//   v=, k=, h=, s=, empty p= = revoked, p= not a key ...).
 // SECURITY
 //   The record is untrusted DNS data; lengths are checked before every
 //   read, and the DER walk never reads past the decoded buffer.
@@ -41,7 +42,8 @@ inline constexpr std::size_t kMaxKeyRecord = 1023;
 Expected<std::string, std::string> prepare_key_record(std::string_view record);
 
 // base64_decode - RFC 4648 4 base64 (padding optional); nullopt on a
-// character outside the alphabet. base64_encode - with padding.
+// character outside the alphabet, misplaced padding or an impossible
+// length. base64_encode - with padding.
 std::optional<std::vector<unsigned char>> base64_decode(std::string_view text);
 std::string base64_encode(const std::vector<unsigned char>& data);
 

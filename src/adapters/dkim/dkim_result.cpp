@@ -43,7 +43,7 @@ std::string sigerror_reason(int sig_error) {
     case DKIM_SIGERROR_CORRUPT_BH: return "bh= is not valid base64";
     // RFC 6376 6.1.2 steps 2-6: key retrieval and key record checks.
     case DKIM_SIGERROR_NOKEY: return "no key record";
-    case DKIM_SIGERROR_DNSSYNTAX: return "key record reply is corrupt";
+    case DKIM_SIGERROR_DNSSYNTAX: return "key record syntax error";
     case DKIM_SIGERROR_KEYFAIL: return "key lookup failed";
     case DKIM_SIGERROR_MULTIREPLY: return "more than one key record";
     case DKIM_SIGERROR_KEYVERSION: return "key record v= is not DKIM1";
