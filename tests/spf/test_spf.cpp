@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -171,6 +172,61 @@ TEST_CASE("spf: explanations (RFC 7208 6.2)", "[spf]") {
   SpfOptions bad;
   bad.default_explanation = "broken %x";
   CHECK_FALSE(SpfVerifier::create(dns, bad));
+}
+
+TEST_CASE("spf: the exp= record is looked up once, after the result, for a fail only (RFC 7208 6.2)", "[spf]") {
+  StaticResolver dns;
+  // Every (sub-)evaluation of libspf2 asks for an explanation; only the
+  // final fail's exp= may cost a query.
+  dns.add_txt("example.net", "v=spf1 include:inc.example.net ~all exp=top.example.net");
+  dns.add_txt("inc.example.net", "v=spf1 -all exp=inc-why.example.net");
+  dns.add_txt("top.example.net", "top says no to %{i}");
+  dns.add_txt("inc-why.example.net", "never shown");
+  dns.add_txt("hard.example.net", "v=spf1 include:inc.example.net -all exp=top.example.net");
+  auto exp_queries = [&] {
+    std::size_t n = 0;
+    for (const auto& q : dns.queries()) n += (q.first == "top.example.net" || q.first == "inc-why.example.net") ? 1 : 0;
+    return n;
+  };
+  auto v = verifier(dns);
+  SpfCheckResult r = v->check("192.0.2.1", "h.example", "a@example.net");
+  CHECK(r.result == AuthResult::SoftFail);
+  CHECK(r.explanation.empty());
+  CHECK(exp_queries() == 0);
+  dns.clear_log();
+  r = v->check("192.0.2.1", "h.example", "a@hard.example.net");
+  CHECK(r.result == AuthResult::Fail);
+  CHECK(r.explanation == "top says no to 192.0.2.1");
+  CHECK(exp_queries() == 1);
+  CHECK(dns.queries().back().first == "top.example.net");  // after everything else
+}
+
+namespace {
+// SlowResolver - answers like its zone, after a delay.
+class SlowResolver : public Resolver {
+ public:
+  StaticResolver zone;
+  std::chrono::milliseconds delay{0};
+  DnsAnswer query(std::string_view name, RRType type) override {
+    std::this_thread::sleep_for(delay);
+    return zone.query(name, type);
+  }
+};
+}  // namespace
+
+TEST_CASE("spf: a check that takes too long ends in temperror (RFC 7208 4.6.4)", "[spf]") {
+  SlowResolver dns;
+  dns.zone.add_txt("example.net", "v=spf1 ptr:a.example ptr:b.example ptr:c.example a:d.example -all");
+  dns.zone.add("1.2.0.192.in-addr.arpa", RRType::PTR, "x1.example");
+  dns.delay = std::chrono::milliseconds(30);
+  SpfOptions o;
+  o.max_duration = std::chrono::milliseconds(100);
+  auto v = verifier(dns, o);
+  SpfCheckResult r = v->check("192.0.2.1", "h.example", "a@example.net");
+  CHECK(r.result == AuthResult::TempError);
+  CHECK(r.problem == "SPF check took longer than 100 ms (RFC 7208 4.6.4)");
+  dns.delay = std::chrono::milliseconds(0);
+  CHECK(v->check("192.0.2.1", "h.example", "a@example.net").result == AuthResult::Fail);
 }
 
 TEST_CASE("spf: the 10 DNS-term limit counts across include and redirect (RFC 7208 4.6.4)", "[spf]") {

@@ -15,7 +15,7 @@ namespace dmarc::spf2 {
 namespace {
 
 constexpr std::size_t kMaxNames = 10;  // RFC 7208 4.6.4: MX and PTR names looked at
-constexpr std::size_t kMaxExplanation = 255;  // libspf2: SPF_MAX_STR_LEN per literal
+constexpr std::size_t kMaxExplanation = 255;  // octets of explanation kept (RFC 7208 6.2 allows a limit)
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -68,6 +68,8 @@ void DnsBridge::begin_check(bool ipv6, const in_addr& v4, const in6_addr& v6, Ma
   values_.validated_name = [this](std::string_view domain) { return validated_name(domain); };
   request_ = request;
   validated_.reset();
+  exp_requests_.clear();
+  started_ = std::chrono::steady_clock::now();
   dns_terms_ = 0;
   void_lookups_ = 0;
   fetches_ = 0;
@@ -126,6 +128,37 @@ std::string DnsBridge::validated_name(std::string_view domain) {
   }
   if (subdomain != nullptr) return *subdomain;
   return validated_->empty() ? std::string("unknown") : validated_->front();
+}
+
+std::optional<std::string> DnsBridge::explanation(std::string_view served) {
+  if (served.size() < 2 || served.front() != kExplanationToken) return std::nullopt;
+  std::size_t index = 0;
+  for (char c : served.substr(1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    index = index * 10 + static_cast<std::size_t>(c - '0');
+    if (index > exp_requests_.size()) return std::nullopt;
+  }
+  if (index >= exp_requests_.size()) return std::nullopt;
+  const ExpRequest& req = exp_requests_[index];
+  // RFC 7208 6.2: a DNS error, no record, several records or a syntax
+  // error: proceed as if no exp= was given.
+  if (!valid_lookup_name(req.name)) return std::nullopt;
+  DnsAnswer answer = ask(req.name, RRType::TXT);
+  if (answer.status != DnsStatus::Ok || answer.records.size() != 1) return std::nullopt;
+  auto text = check_explain_string(answer.records.front());
+  if (!text) return std::nullopt;
+  std::string out = finish_explanation(expand(*text, req.domain));
+  if (out.size() > kMaxExplanation) out.resize(kMaxExplanation);  // 6.2: a limit MAY apply
+  return out;
+}
+
+bool DnsBridge::out_of_time() {
+  // RFC 7208 4.6.4: a limit on the elapsed time of check_host(), at least
+  // 20 s (SHOULD); past it, temperror.
+  if (std::chrono::steady_clock::now() - started_ <= options_.max_duration) return false;
+  set_stop(AuthResult::TempError, "SPF check took longer than " + std::to_string(options_.max_duration.count()) +
+                                      " ms (RFC 7208 4.6.4)");
+  return true;
 }
 
 void DnsBridge::set_stop(AuthResult result, std::string problem) {
@@ -236,6 +269,19 @@ SPF_dns_rr_t* DnsBridge::lookup(const char* domain_c, ns_type ns, bool should_ca
   // RFC 7208 7.3: an expanded name over 253 octets loses labels on the left.
   name = truncate_lookup_name(name);
   const Role role = classify(name, type, should_cache);
+  if (role == Role::Explanation) {
+    // RFC 7208 6.2 / 4.6.4: the exp= TXT is fetched at most once, after the
+    // result is known, and only for fail. libspf2 asks for it whenever it
+    // finishes a (sub-)evaluation, so it gets a token instead; the verifier
+    // turns the token of the final answer into the explanation.
+    exp_requests_.push_back(ExpRequest{name, request_ != nullptr && request_->cur_dom != nullptr
+                                                  ? std::string(request_->cur_dom)
+                                                  : std::string()});
+    SPF_dns_rr_t* out = rr(domain, ns, NETDB_SUCCESS);
+    if (out == nullptr) return out;
+    return fill(out, type, {std::string(1, kExplanationToken) + std::to_string(exp_requests_.size() - 1)});
+  }
+  if (out_of_time()) return rr(domain, ns, TRY_AGAIN);
   const bool counted = role == Role::Term || role == Role::PtrTerm;
   if (counted && ++dns_terms_ > options_.max_dns_mechanisms) {
     // RFC 7208 4.6.4: more than 10 terms that query DNS -> permerror.
@@ -269,7 +315,7 @@ SPF_dns_rr_t* DnsBridge::lookup(const char* domain_c, ns_type ns, bool should_ca
         note_ = what + " (ignored, RFC 7208 5.5)";
         if (role == Role::PtrTerm || role == Role::MacroPtr) follow_active_ = false;
         return rr(domain, ns, NO_RECOVERY);
-      case Role::Explanation:  // RFC 7208 6.2: proceed as if no exp= was given
+      case Role::Explanation:  // handled above
         return rr(domain, ns, HOST_NOT_FOUND);
     }
   }
@@ -334,23 +380,8 @@ SPF_dns_rr_t* DnsBridge::lookup(const char* domain_c, ns_type ns, bool should_ca
       follow_active_ = true;
       break;
     }
-    case RRType::TXT: {
-      // RFC 7208 6.2: exactly one record, a valid US-ASCII explain-string;
-      // anything else means no explanation.
-      if (answer.records.size() != 1) return rr(domain, ns, HOST_NOT_FOUND);
-      auto text = check_explain_string(answer.records.front());
-      if (!text) return rr(domain, ns, HOST_NOT_FOUND);
-      // Expanded here (libspf2's expansion is unreliable), then handed over
-      // as a literal; at most kMaxExplanation octets (6.2 allows a limit;
-      // libspf2 takes at most 255 in one literal).
-      std::string expanded = finish_explanation(
-          expand(*text, request_ != nullptr && request_->cur_dom != nullptr ? request_->cur_dom : ""));
-      if (expanded.size() > kMaxExplanation) expanded.resize(kMaxExplanation);
-      std::string literal = escape_for_libspf2(expanded);
-      if (libspf2_compile_problem(literal, true)) return rr(domain, ns, HOST_NOT_FOUND);
-      values.push_back(std::move(literal));
-      break;
-    }
+    case RRType::TXT:
+      return rr(domain, ns, HOST_NOT_FOUND);  // not reached: see Role::Explanation
   }
   SPF_dns_rr_t* out = rr(domain, ns, NETDB_SUCCESS);
   if (out == nullptr) return out;
@@ -361,7 +392,7 @@ SPF_dns_rr_t* DnsBridge::lookup(const char* domain_c, ns_type ns, bool should_ca
 SPF_errcode_t DnsBridge::get_spf(SPF_server_t* server, SPF_request_t* request, SPF_response_t* response,
                                  SPF_record_t** recordp) {
   *recordp = nullptr;
-  if (stop_) return SPF_E_DNS_ERROR;
+  if (stop_ || out_of_time()) return SPF_E_DNS_ERROR;
   const bool top = fetches_++ == 0;
   follow_active_ = false;
   if (!top && ++dns_terms_ > options_.max_dns_mechanisms) {

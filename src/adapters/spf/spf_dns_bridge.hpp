@@ -26,7 +26,10 @@
 //                 asked with should_cache = 0); not expected, since every
 //                 macro is expanded before libspf2 sees a record
 //                 (validated_name() does %{p} itself, uncounted: 7.3)
-//     explanation the exp= TXT lookup (the only TXT lookup not via get_spf)
+//     explanation the exp= TXT lookup (the only TXT lookup not via get_spf):
+//                 not asked at all during the evaluation; libspf2 gets a
+//                 token, and the verifier looks the record up once, for a
+//                 final fail only (explanation())
 //   Follow-up lookups are recognised because libspf2 makes them in the
 //   order of the names it was given, right after the MX/PTR answer.
 //   DNS status goes through dns_error_kind() and then, by role:
@@ -35,7 +38,7 @@
 //                    (Permanent)
 //     ptr term, ptr name, %{p}
 //                 -> no match / name skipped / "unknown" (RFC 7208 5.5, 7.3)
-//     explanation -> no explanation (6.2)
+//     explanation -> no explanation (6.2), the default applies
 //   "Stops" are made visible to libspf2 as TRY_AGAIN (every later lookup
 //   also answers TRY_AGAIN) so it unwinds at once; the verifier then
 //   reports the stop's result, whatever libspf2 concluded.
@@ -45,6 +48,7 @@
 //   One object per SpfVerifier; not shareable between threads.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -87,6 +91,15 @@ class DnsBridge {
   // (%{p} resolved through the Resolver on first use).
   std::string expand(std::string_view text, std::string_view domain);
 
+  // explanation - the explanation for SERVED, the text libspf2 put in its
+  // final answer, when that is one of our exp= tokens: the exp= TXT record
+  // looked up now (once), checked and expanded (RFC 7208 6.2), or nullopt
+  // when there is none to use (the default explanation applies).
+  std::optional<std::string> explanation(std::string_view served);
+
+  // kExplanationToken - starts the text served for exp= lookups.
+  static constexpr char kExplanationToken = '\x04';
+
   const std::optional<Stop>& stop() const noexcept { return stop_; }
   // top_outcome - why the top-level record fetch did not give a record
   // (None: no record; PermError: several records, syntax, guard).
@@ -123,6 +136,7 @@ class DnsBridge {
   SPF_dns_rr_t* rr(const char* domain, ns_type type, int herrno);
   SPF_dns_rr_t* fill(SPF_dns_rr_t* out, RRType type, const std::vector<std::string>& values);
   std::string validated_name(std::string_view domain);
+  bool out_of_time();
 
   Resolver& resolver_;
   const SpfOptions& options_;
@@ -143,6 +157,12 @@ class DnsBridge {
   MacroValues values_;
   SPF_request_t* request_ = nullptr;
   std::optional<std::vector<std::string>> validated_;  // %{p} candidates, once per check
+  struct ExpRequest {
+    std::string name;    // the expanded exp= domain-spec
+    std::string domain;  // the current domain for the explanation's macros
+  };
+  std::vector<ExpRequest> exp_requests_;
+  std::chrono::steady_clock::time_point started_{};
 };
 
 }  // namespace dmarc::spf2

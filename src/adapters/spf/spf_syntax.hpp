@@ -25,7 +25,8 @@
 //                          marked with kCidrZeroMarker (the DNS layer
 //                          answers such lookups, see spf_dns_bridge.hpp)
 //     libspf2_compile_problem() whether libspf2's compiler would overrun
-//                          its buffer on a text (the guard)
+//                          its buffer on a text (CVE-2023-42118), or drop
+//                          the tail of a record silently (the guards)
 //   select_spf_records() and valid_check_domain() implement 4.5 and 4.3.
 // SECURITY
 //   Record text is untrusted DNS data: bytes outside %x20-7E are refused,

@@ -253,15 +253,15 @@ void SpfVerifier::Impl::run(std::string_view client_ip, std::string_view helo, s
   }
   r.result = from_libspf2(response->result);
   switch (r.result) {
-    case AuthResult::Fail:
-      if (response->explanation == nullptr) break;
-      if (std::strcmp(response->explanation, kDefaultMarker) == 0) {
-        // No usable exp= (RFC 7208 6.2): the configured default, if any.
-        r.explanation = spf2::finish_explanation(bridge.expand(default_explanation, domain));
-      } else {
-        r.explanation = spf2::finish_explanation(response->explanation);
-      }
+    case AuthResult::Fail: {
+      // RFC 7208 6.2: the exp= of the record that gave the fail, looked up
+      // now; without a usable one, the configured default (if any).
+      std::optional<std::string> exp;
+      if (response->explanation != nullptr) exp = bridge.explanation(response->explanation);
+      r.explanation = exp ? std::move(*exp) : spf2::finish_explanation(bridge.expand(default_explanation, domain));
+      if (r.explanation.size() > 255) r.explanation.resize(255);
       break;
+    }
     case AuthResult::PermError:
     case AuthResult::TempError: {
       r.problem = std::string("libspf2: ") + SPF_strerror(response->err);
