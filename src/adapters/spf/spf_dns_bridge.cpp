@@ -312,7 +312,6 @@ SPF_dns_rr_t* DnsBridge::lookup(const char* domain_c, ns_type ns, bool should_ca
       case Role::PtrName:   // RFC 7208 5.5: that name is skipped
       case Role::MacroPtr:  // RFC 7208 7.3: %{p} becomes "unknown"
       case Role::MacroPtrName:
-        note_ = what + " (ignored, RFC 7208 5.5)";
         if (role == Role::PtrTerm || role == Role::MacroPtr) follow_active_ = false;
         return rr(domain, ns, NO_RECOVERY);
       case Role::Explanation:  // handled above
