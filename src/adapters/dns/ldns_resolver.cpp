@@ -4,6 +4,9 @@
 #include "dmarc/core/domain.hpp"
 
 #include <arpa/inet.h>
+// <stdbool.h> first: without it <ldns/common.h> defines bool, true and
+// false as macros, even in C++.
+#include <stdbool.h>
 #include <ldns/ldns.h>
 #include <sys/time.h>
 
