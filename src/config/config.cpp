@@ -1,5 +1,6 @@
 // config.cpp - configuration file parser and settings table
 #include "dmarc/config/config.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -109,12 +110,6 @@ static const KnownForeignKey kForeignKeys[] = {
 };
 
 namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto l = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-           return l(x) == l(y);
-         });
-}
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
@@ -141,13 +136,13 @@ std::string apply(Config& c, const SettingSpec& spec, std::string_view value) {
       break;
     }
     case SettingType::Boolean: {
-      if (iequals(v, "yes") || iequals(v, "true") || iequals(v, "on") || v == "1") v = "yes";
-      else if (iequals(v, "no") || iequals(v, "false") || iequals(v, "off") || v == "0") v = "no";
+      if (ascii_iequals(v, "yes") || ascii_iequals(v, "true") || ascii_iequals(v, "on") || v == "1") v = "yes";
+      else if (ascii_iequals(v, "no") || ascii_iequals(v, "false") || ascii_iequals(v, "off") || v == "0") v = "no";
       else return key + " needs yes or no, not '" + v + "'";
       break;
     }
     case SettingType::Choice: {
-      auto it = std::find_if(spec.choices.begin(), spec.choices.end(), [&](std::string_view ch) { return iequals(ch, v); });
+      auto it = std::find_if(spec.choices.begin(), spec.choices.end(), [&](std::string_view ch) { return ascii_iequals(ch, v); });
       if (it == spec.choices.end()) {
         std::string all;
         for (auto ch : spec.choices) all += (all.empty() ? "" : ", ") + std::string(ch);
@@ -315,7 +310,7 @@ std::string ConfigWarning::str() const { return loc(file, line) + ": " + message
 
 const SettingSpec* find_setting(std::string_view key) noexcept {
   for (const auto& s : settings_table()) {
-    if (iequals(s.key, key)) return &s;
+    if (ascii_iequals(s.key, key)) return &s;
   }
   return nullptr;
 }
@@ -381,11 +376,11 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
     const SettingSpec* spec = find_setting(key);
     if (!spec) {
       // OpenDMARC's HoldQuarantinedMessages: an alias of QuarantineAction.
-      if (iequals(key, "HoldQuarantinedMessages")) {
+      if (ascii_iequals(key, "HoldQuarantinedMessages")) {
         std::string b(value);
         const SettingSpec* qa = find_setting("QuarantineAction");
-        bool yes = iequals(b, "yes") || iequals(b, "true") || iequals(b, "on") || b == "1";
-        bool no = iequals(b, "no") || iequals(b, "false") || iequals(b, "off") || b == "0";
+        bool yes = ascii_iequals(b, "yes") || ascii_iequals(b, "true") || ascii_iequals(b, "on") || b == "1";
+        bool no = ascii_iequals(b, "no") || ascii_iequals(b, "false") || ascii_iequals(b, "off") || b == "0";
         if (!yes && !no) return Unexpected(ConfigError{file, lineno, "HoldQuarantinedMessages needs yes or no, not '" + b + "'"});
         apply(c, *qa, yes ? "both" : "header");
         lines["QuarantineAction"] = lineno;
@@ -395,7 +390,7 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
       }
       std::string note = "unknown key '" + std::string(key) + "' ignored";
       for (const auto& f : kForeignKeys) {
-        if (iequals(f.key, key)) note = "OpenDMARC key '" + std::string(f.key) + "' ignored: " + std::string(f.note);
+        if (ascii_iequals(f.key, key)) note = "OpenDMARC key '" + std::string(f.key) + "' ignored: " + std::string(f.note);
       }
       c.warnings.push_back({file, lineno, note});
       continue;

@@ -1,5 +1,6 @@
 // dmarc_record.cpp - DMARC policy record parser (RFC 7489 6.3/6.4, RFC 9989 4.7)
 #include "dmarc/core/dmarc_record.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -55,16 +56,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // Split at ';'. "\;" is a publisher's escape that some DNS editors store
 // literally; it is read as a separator (noted by the caller).
@@ -200,16 +191,16 @@ std::optional<Int> parse_uint(std::string_view v, Int max) {
 }  // namespace
 
 std::optional<Policy> parse_policy_token(std::string_view s) noexcept {
-  if (iequals(s, "none")) return Policy::None;
-  if (iequals(s, "quarantine")) return Policy::Quarantine;
-  if (iequals(s, "reject")) return Policy::Reject;
+  if (ascii_iequals(s, "none")) return Policy::None;
+  if (ascii_iequals(s, "quarantine")) return Policy::Quarantine;
+  if (ascii_iequals(s, "reject")) return Policy::Reject;
   return std::nullopt;
 }
 
 bool ReportUri::is_mailto() const { return !mailto_address().empty(); }
 
 std::string ReportUri::mailto_address() const {
-  if (uri.size() < 8 || !iequals(std::string_view(uri).substr(0, 7), "mailto:")) return {};
+  if (uri.size() < 8 || !ascii_iequals(std::string_view(uri).substr(0, 7), "mailto:")) return {};
   std::string_view addr = std::string_view(uri).substr(7);
   // RFC 6068: mailto:addr[?hfields]; "mailto://host" is not an address.
   if (auto q = addr.find('?'); q != std::string_view::npos) addr = addr.substr(0, q);
@@ -305,8 +296,8 @@ Expected<DmarcRecord, RecordParseError> parse_dmarc_record(std::string_view txt)
       }
     } else if (name == "adkim" || name == "aspf") {
       AlignmentMode& m = name == "adkim" ? r.adkim : r.aspf;
-      if (iequals(value, "r")) m = AlignmentMode::Relaxed;
-      else if (iequals(value, "s")) m = AlignmentMode::Strict;
+      if (ascii_iequals(value, "r")) m = AlignmentMode::Relaxed;
+      else if (ascii_iequals(value, "s")) m = AlignmentMode::Strict;
       else discard("r");
     } else if (name == "fo") {
       if (auto fo = parse_fo(value)) r.fo = *fo;
@@ -316,13 +307,13 @@ Expected<DmarcRecord, RecordParseError> parse_dmarc_record(std::string_view txt)
     } else if (name == "ruf") {
       r.ruf = parse_uri_list(value, "ruf", r.problems);
     } else if (name == "t") {
-      if (iequals(value, "y")) r.t = true;
-      else if (iequals(value, "n")) r.t = false;
+      if (ascii_iequals(value, "y")) r.t = true;
+      else if (ascii_iequals(value, "n")) r.t = false;
       else discard("n");
     } else if (name == "psd") {
-      if (iequals(value, "y")) r.psd = PsdFlag::Yes;
-      else if (iequals(value, "n")) r.psd = PsdFlag::No;
-      else if (iequals(value, "u")) r.psd = PsdFlag::Unspecified;
+      if (ascii_iequals(value, "y")) r.psd = PsdFlag::Yes;
+      else if (ascii_iequals(value, "n")) r.psd = PsdFlag::No;
+      else if (ascii_iequals(value, "u")) r.psd = PsdFlag::Unspecified;
       else discard("u");
     } else if (name == "pct") {
       if (auto n = parse_uint<int>(value, 100)) {
@@ -337,7 +328,7 @@ Expected<DmarcRecord, RecordParseError> parse_dmarc_record(std::string_view txt)
       std::size_t start = 0;
       for (std::size_t i = 0; i <= value.size() && ok; ++i) {
         if (i == value.size() || value[i] == ':') {
-          if (!iequals(trim(value.substr(start, i - start)), "afrf")) ok = false;
+          if (!ascii_iequals(trim(value.substr(start, i - start)), "afrf")) ok = false;
           start = i + 1;
         }
       }

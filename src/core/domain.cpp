@@ -320,4 +320,15 @@ bool is_subdomain_or_same(std::string_view child, std::string_view parent) noexc
   return child.substr(child.size() - parent.size()) == parent && child[child.size() - parent.size() - 1] == '.';
 }
 
+bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 }  // namespace dmarc

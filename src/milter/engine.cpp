@@ -1,5 +1,6 @@
 // engine.cpp - the per-configuration objects shared by all sessions
 #include "engine.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <unistd.h>
 
@@ -12,20 +13,12 @@
 namespace dmarc::milter {
 
 namespace {
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto l = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (l(a[i]) != l(b[i])) return false;
-  }
-  return true;
-}
 }  // namespace
 
 bool Engine::is_our_authserv_id(std::string_view id) const {
-  if (iequal(id, authserv_id)) return true;
+  if (ascii_iequals(id, authserv_id)) return true;
   for (const auto& t : config.trusted_authserv_ids) {
-    if (iequal(id, t)) return true;
+    if (ascii_iequals(id, t)) return true;
   }
   return false;
 }

@@ -1,5 +1,6 @@
 // session.cpp - per-connection and per-message state, and the end-of-message decision
 #include "session.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <algorithm>
 #include <random>
@@ -10,14 +11,6 @@
 namespace dmarc::milter {
 
 namespace {
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto l = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (l(a[i]) != l(b[i])) return false;
-  }
-  return true;
-}
 
 // The header fields RFC 5322 3.6 counts (RequiredHeaders).
 constexpr std::string_view kCounted[8] = {"From", "Date", "To", "Cc", "Subject", "Sender", "Reply-To", "Message-ID"};
@@ -126,21 +119,21 @@ void Session::ensure_dkim() {
 void Session::header(std::string_view name, std::string_view value) {
   header_bytes_ += name.size() + value.size();
   for (std::size_t i = 0; i < 8; ++i) {
-    if (iequal(name, kCounted[i])) ++counts_[i];
+    if (ascii_iequals(name, kCounted[i])) ++counts_[i];
   }
-  if (iequal(name, "From")) {
+  if (ascii_iequals(name, "From")) {
     if (from_fields_.size() < kMaxFromFields) {
       // Keep one byte more than the parser accepts, so it can say TooLong.
       from_fields_.emplace_back(value.substr(0, kMaxFromHeaderLength + 1));
     } else {
       from_fields_.emplace_back();  // counted; too many to matter
     }
-  } else if (iequal(name, "Authentication-Results")) {
+  } else if (ascii_iequals(name, "Authentication-Results")) {
     ++ar_count_;
     // RFC 8601 5: fields that claim our authserv-id are forged; delete them.
     auto id = authserv_id_of(value);
     if (id && engine_->is_our_authserv_id(*id)) forged_ar_.push_back(static_cast<int>(ar_count_));
-  } else if (iequal(name, "DKIM-Signature")) {
+  } else if (ascii_iequals(name, "DKIM-Signature")) {
     ++dkim_signature_fields_;
   }
   if (!checked_) return;

@@ -220,6 +220,17 @@ std::string our_ar(const std::string& message) {
   return {};
 }
 
+// run - a shell command's output (stdout and stderr) and its wait status.
+std::string run(const std::string& cmd, int& status) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  status = pclose(p);
+  return out;
+}
+
 #define CHECK_ACCEPTED(s) \
   do { INFO((s).out.transcript_text()); REQUIRE((s).out.accepted()); } while (0)
 
@@ -583,15 +594,6 @@ TEST_CASE("daemon: configuration errors name the file and line; -n prints the ef
     std::ofstream f(conf);
     f << "# comment\nSocket inet:8895@127.0.0.1\nDNSTimeout 0\n";
   }
-  auto run = [](const std::string& cmd, int& status) {
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    char buf[4096];
-    std::size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    status = pclose(p);
-    return out;
-  };
   int st = 0;
   std::string out = run(binary + " -c " + conf + " -n", st);
   CHECK(WEXITSTATUS(st) == 78);
@@ -647,15 +649,6 @@ TEST_CASE("daemon: --eval runs one message file through the same code", "[e2e][d
   }
   std::string cmd = std::string(DMARC_BINARY_DIR) + "/dmarc-milter -c " + dir + "/m.conf --eval " + dir +
                     "/spoof.eml --helo x.example --mail-from alice@reject.example --ip ";
-  auto run = [](const std::string& c, int& status) {
-    std::string out;
-    FILE* p = popen((c + " 2>&1").c_str(), "r");
-    char buf[4096];
-    std::size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    status = pclose(p);
-    return out;
-  };
   int st = 0;
   std::string out = run(cmd + "203.0.113.9", st);
   INFO(out);

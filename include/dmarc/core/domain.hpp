@@ -46,4 +46,8 @@ std::string_view last_labels(std::string_view domain, std::size_t n) noexcept;
 // Both must be normalised.
 bool is_subdomain_or_same(std::string_view child, std::string_view parent) noexcept;
 
+// ascii_iequals - equal when ASCII letters are folded to lower case (DNS
+// names, RFC 4343; tag names and keywords of DMARC, SPF, DKIM, config).
+bool ascii_iequals(std::string_view a, std::string_view b) noexcept;
+
 }  // namespace dmarc

@@ -14,6 +14,7 @@
 //   (dkim_free); this is the only place those functions are named.
 #pragma once
 
+#include "dmarc/adapters/c_handle.hpp"
 #include <memory>
 
 #include <stdbool.h>
@@ -29,15 +30,7 @@
 
 namespace dmarc::dkim {
 
-template <auto Free>
-struct CFree {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    if (p) Free(p);
-  }
-};
-template <class T, auto Free>
-using CHandle = std::unique_ptr<T, CFree<Free>>;
+using dmarc::CHandle;
 
 using DkimLib = CHandle<DKIM_LIB, dkim_close>;
 using DkimHandle = CHandle<DKIM, dkim_free>;

@@ -7,6 +7,7 @@
 // dkim_getsiglist(), classified by classify_signature() together with our
 // own strict tag-list parse, our clock check and the key query log.
 #include "dmarc/adapters/dkim.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -25,13 +26,6 @@ namespace {
 
 constexpr std::size_t kMinBPrefix = 8;  // RFC 8601 2.7.1: header.b, 8 or more characters
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
 
 // append_crlf - append TEXT to OUT with every bare LF made CRLF (Postfix
 // hands milters folded header lines with LF; DKIM canonicalizes CRLF).
@@ -89,7 +83,7 @@ class MessageImpl final : public DkimMessage {
       append_crlf(hbuf_, value);
       // Drop a line end after the value, should an MTA leave one.
       while (!hbuf_.empty() && (hbuf_.back() == '\n' || hbuf_.back() == '\r')) hbuf_.pop_back();
-      if (iequals(name, DKIM_SIGNHEADER)) {
+      if (ascii_iequals(name, DKIM_SIGNHEADER)) {
         Seen s;
         std::string_view v(hbuf_);
         v.remove_prefix(name.size() + 1);

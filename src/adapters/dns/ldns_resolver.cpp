@@ -1,6 +1,8 @@
 // ldns_resolver.cpp - the production Resolver on top of ldns (see the header)
 #include "dmarc/adapters/ldns_resolver.hpp"
 
+#include "dmarc/adapters/c_handle.hpp"
+
 #include "dmarc/core/domain.hpp"
 
 #include <arpa/inet.h>
@@ -26,15 +28,7 @@ namespace {
 // --- RAII for ldns handles: the only place the *_free functions appear ------
 void free_cstr(char* p) noexcept { std::free(p); }
 
-template <auto Free>
-struct CFree {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    if (p) Free(p);
-  }
-};
-template <class T, auto Free>
-using CHandle = std::unique_ptr<T, CFree<Free>>;
+using dmarc::CHandle;
 
 using LdnsResolverH = CHandle<ldns_resolver, ldns_resolver_deep_free>;
 using LdnsPkt = CHandle<ldns_pkt, ldns_pkt_free>;

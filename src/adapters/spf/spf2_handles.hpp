@@ -2,6 +2,7 @@
 // *_free functions are named).
 #pragma once
 
+#include "dmarc/adapters/c_handle.hpp"
 #include <memory>
 
 extern "C" {
@@ -10,15 +11,7 @@ extern "C" {
 
 namespace dmarc::spf2 {
 
-template <auto Free>
-struct CFree {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    if (p) Free(p);
-  }
-};
-template <class T, auto Free>
-using CHandle = std::unique_ptr<T, CFree<Free>>;
+using dmarc::CHandle;
 
 using ServerHandle = CHandle<SPF_server_t, SPF_server_free>;
 using RequestHandle = CHandle<SPF_request_t, SPF_request_free>;

@@ -1,5 +1,6 @@
 // spf_dns_bridge.cpp - libspf2 DNS layer onto our Resolver
 #include "adapters/spf/spf_dns_bridge.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -17,16 +18,6 @@ namespace {
 constexpr std::size_t kMaxNames = 10;  // RFC 7208 4.6.4: MX and PTR names looked at
 constexpr std::size_t kMaxExplanation = 255;  // octets of explanation kept (RFC 7208 6.2 allows a limit)
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string strip_dot(std::string s) {
   if (!s.empty() && s.back() == '.') s.pop_back();
@@ -120,9 +111,9 @@ std::string DnsBridge::validated_name(std::string_view domain) {
   }
   const std::string* subdomain = nullptr;
   for (const auto& n : *validated_) {
-    if (iequals(n, domain)) return n;
+    if (ascii_iequals(n, domain)) return n;
     if (subdomain == nullptr && n.size() > domain.size() && n[n.size() - domain.size() - 1] == '.' &&
-        iequals(std::string_view(n).substr(n.size() - domain.size()), domain)) {
+        ascii_iequals(std::string_view(n).substr(n.size() - domain.size()), domain)) {
       subdomain = &n;
     }
   }
@@ -198,7 +189,7 @@ DnsBridge::Role DnsBridge::classify(const std::string& name, RRType type, bool s
     return Role::Explanation;
   }
   if (follow_active_ && type == follow_.type && follow_.next < follow_.names.size() &&
-      iequals(name, follow_.names[follow_.next])) {
+      ascii_iequals(name, follow_.names[follow_.next])) {
     ++follow_.next;
     return follow_.role;
   }

@@ -1,5 +1,6 @@
 // spf_syntax.cpp - RFC 7208 record syntax and the libspf2 rewrite/guard
 #include "adapters/spf/spf_syntax.hpp"
+#include "dmarc/core/domain.hpp"
 
 #include <arpa/inet.h>
 
@@ -25,13 +26,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = lower(c);
   return out;
-}
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
 }
 
 struct MacroScan {
@@ -321,7 +315,7 @@ struct MacroBudget {
 
 bool is_spf_version(std::string_view txt) noexcept {
   // RFC 7208 4.5: "v=spf1" followed by SP or the end of the record.
-  return txt.size() >= 6 && iequals(txt.substr(0, 6), "v=spf1") && (txt.size() == 6 || txt[6] == ' ');
+  return txt.size() >= 6 && ascii_iequals(txt.substr(0, 6), "v=spf1") && (txt.size() == 6 || txt[6] == ' ');
 }
 
 std::vector<std::string> select_spf_records(const std::vector<std::string>& txt) {
@@ -608,11 +602,11 @@ std::optional<std::string> libspf2_compile_problem(std::string_view text, bool i
     if (std::string_view("+-~?").find(term[0]) != std::string_view::npos) term.remove_prefix(1);
     std::size_t sep = term.find_first_of(":=/");
     std::string_view name = term.substr(0, sep);
-    const bool modifier = sep != std::string_view::npos && term[sep] == '=' && !iequals(name, "redirect");
+    const bool modifier = sep != std::string_view::npos && term[sep] == '=' && !ascii_iequals(name, "redirect");
     std::size_t data = 0;
-    if (iequals(name, "ip4")) {
+    if (ascii_iequals(name, "ip4")) {
       data = 4;  // struct in_addr
-    } else if (iequals(name, "ip6")) {
+    } else if (ascii_iequals(name, "ip6")) {
       data = 16;  // struct in6_addr
     } else if (sep != std::string_view::npos) {
       std::string_view value = term.substr(sep + (term[sep] == '/' ? 0 : 1));
