@@ -132,7 +132,11 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   return guarded(ctx, "envfrom", [&] {
     Conn* c = conn_of(ctx);
     if (!c) return SMFIS_CONTINUE;
-    std::string addr = argv && argv[0] ? argv[0] : "";
+    // The address as the MTA parsed it ({mail_addr}: Postfix and Sendmail
+    // send it by default), not the raw argument: "MAIL FROM:<a@ b.example>"
+    // is the sender a@b.example to Postfix, and so it must be to SPF.
+    const char* parsed = smfi_getsymval(ctx, const_cast<char*>("{mail_addr}"));
+    std::string addr = parsed ? parsed : (argv && argv[0] ? argv[0] : "");
     if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
     end_message(c);
     if (g_draining) {

@@ -610,23 +610,12 @@ const std::vector<Difference> kDifferences = {
     {"expected/google_apps_good_sanitize_authserv_id.eml", "sanitize", kSanitize},
 };
 
-// Known failures: dmarc-milter bugs (src/), named, not fixed here. Same
-// rule as kDifferences: the aspect must still differ.
-const char* const kBugEnvfromRaw =
-    "BUG envfrom-raw-argument: dmarc-milter checks SPF for the MAIL FROM argument as the client typed it (argv[0] "
-    "of xxfi_envfrom, src/milter/milter.cpp on_envfrom), not for the reverse-path Postfix accepted. Postfix reads "
-    "MAIL FROM:<marc@ marcbradshaw.net> (strict_rfc821_envelopes = no, its default) as marc@marcbradshaw.net: its "
-    "queue file, its log and the delivered Return-Path say so. The milter checks the domain \" marcbradshaw.net\", "
-    "gets spf=none (RFC 7208 4.3, malformed) and writes smtp.mailfrom=\" marcbradshaw.net\"; with the altered DKIM "
-    "signature failing, DMARC fails where the message's real envelope sender passes SPF (upstream: spf=pass, "
-    "dmarc=pass). Here it fails closed (a malformed domain, not a pass for another one), but it would refuse "
-    "such mail under p=reject, and Authentication-Results names an identity that is not the message's envelope "
-    "sender. Fix: use the "
-    "{mail_addr} macro (Postfix's parsed address, in its default milter_mail_macros) when the MTA sends it";
-const std::vector<Difference> kKnownFailures = {
-    {"expected/google_apps_bad_space.eml", "dmarc", kBugEnvfromRaw},
-    {"expected/google_apps_bad_space.eml", "spf", kBugEnvfromRaw},
-};
+// Known failures: dmarc-milter bugs (src/), named. Same rule as
+// kDifferences: the aspect must still differ. (The one found here,
+// google_apps_bad_space: SPF checked the raw MAIL FROM argument
+// "marc@ marcbradshaw.net" instead of the address Postfix parsed; fixed
+// by reading {mail_addr}.)
+const std::vector<Difference> kKnownFailures = {};
 
 const Skip* skip_of(const std::string& expected_output) {
   for (const auto& s : kSkips)
