@@ -68,6 +68,8 @@ void Session::reset_message() {
   dkim_signature_fields_ = 0;
   dkim_.reset();
   dkim_failed_ = false;
+  pending_headers_.clear();
+  pending_bytes_ = 0;
   job_id_.clear();
   std::fill(std::begin(counts_), std::end(counts_), 0);
   header_bytes_ = 0;
@@ -137,12 +139,24 @@ void Session::header(std::string_view name, std::string_view value) {
     ++dkim_signature_fields_;
   }
   if (!checked_) return;
+  // DKIM work starts with the first DKIM-Signature field: the fields
+  // before it wait here (bounded), and unsigned mail costs libopendkim
+  // nothing at all.
+  if (!dkim_ && dkim_signature_fields_ == 0 && pending_bytes_ < kMaxPendingHeaderBytes) {
+    pending_bytes_ += name.size() + value.size();
+    pending_headers_.emplace_back(name, value);
+    return;
+  }
   ensure_dkim();
-  if (dkim_) dkim_->header(name, value);
+  if (!dkim_) return;
+  for (const auto& [n, v] : pending_headers_) dkim_->header(n, v);
+  pending_headers_.clear();
+  dkim_->header(name, value);
 }
 
 void Session::eoh() {
   if (checked_ && dkim_) dkim_->end_of_headers();
+  pending_headers_.clear();
 }
 
 void Session::body(std::string_view chunk) {

@@ -105,6 +105,10 @@ class Session {
   std::size_t dkim_signature_fields_ = 0;
   std::unique_ptr<DkimMessage> dkim_;
   bool dkim_failed_ = false;
+  // Header fields seen before the first DKIM-Signature (see header()).
+  static constexpr std::size_t kMaxPendingHeaderBytes = 256 * 1024;
+  std::vector<std::pair<std::string, std::string>> pending_headers_;
+  std::size_t pending_bytes_ = 0;
   std::string job_id_;
   // RFC 5322 3.6 counts: From, Date, To, Cc, Subject, Sender, Reply-To, Message-ID
   int counts_[8] = {};
