@@ -72,6 +72,12 @@ stop_all
 echo "inclusive instructions per message of selected functions:"
 callgrind_annotate --inclusive=yes --threshold=100 "$DUMP" 2>/dev/null \
   | grep -E ':(dkim_eoh|dkim_body|dkim_eom|dkim_sig_process|d2i_PUBKEY_bio|RSA_verify|EVP_DigestVerify|SHA256_Update|EVP_DigestUpdate|mi_engine|dmarc::SpfVerifier::check|dmarc::evaluate_dmarc|dmarc::format_auth_results|dmarc::milter::Session::eom|dmarc::dkim::build_txt_reply|dmarc::CachedResolver::query|spdlog::logger::log_it_|dmarc::SpfVerifier::create)[ (]' \
-  | awk -v n="$COUNTED" '{ gsub(",", "", $1); name = $0; sub(/^[^:]*:/, "", name); sub(/ \[.*$/, "", name); sub(/\(.*$/, "", name); printf "  %10.0f  %s\n", $1 / n, name }' \
+  | awk -v n="$COUNTED" '{ gsub(",", "", $1); name = $0; sub(/^[^:]*:/, "", name); sub(/ \[.*$/, "", name); sub(/\(.*$/, "", name); sub(/ +$/, "", name); printf "  %10.0f  %s\n", $1 / n, name }' \
   | sort -k2 -u | sort -rn
+echo "what libopendkim's signature check (dkim_sig_process) calls, instructions per call:"
+callgrind_annotate --inclusive=yes --tree=calling --threshold=100 "$DUMP" 2>/dev/null \
+  | awk '/\* .*:dkim_sig_process \[/ { on = 1; next } on && !/^ *[0-9,]+ .*>/ { exit }
+         on { gsub(",", "", $1); n = $0; sub(/^.*> +\?\?\?:/, "", n); calls = n; sub(/ \(.*$/, "", n)
+              sub(/^[^(]*\(/, "", calls); sub(/x\).*$/, "", calls); gsub(",", "", calls)
+              if (calls > 0 && $1 / calls > 20000) printf "  %10.0f  %s (%s calls)\n", $1 / calls, n, calls }'
 echo "dump: $DUMP"

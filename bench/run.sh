@@ -14,6 +14,8 @@
 #     BENCH_WORK=/tmp/dmarc-bench   scratch directory (corpus, configs, logs, results)
 #     BENCH_REGEN=1            generate the corpus again
 #     DMARC_MILTER=path        use this dmarc-milter binary instead of building one
+#     BENCH_WAIT_QUIET=0       wait up to this many seconds for the machine to be idle
+#                              (other work under 0.2 CPU) before measuring
 #
 # DESCRIPTION
 #   Installs what is missing (Debian packages, listed in lib.sh: opendkim,
@@ -58,7 +60,7 @@ function kv(line, key,   n, i, a, p) {
   l = kv($0, "label"); c = kv($0, "conc")
   rate[l, c] = kv($0, "rate"); p50[l, c] = kv($0, "p50_ms"); p90[l, c] = kv($0, "p90_ms")
   p99[l, c] = kv($0, "p99_ms"); cpu[l, c] = kv($0, "cpu_us"); err[l, c] = kv($0, "errors")
-  ag[l, c] = kv($0, "dmarc_agree"); dis[l, c] = kv($0, "dmarc_disagree"); cl[l, c] = kv($0, "client_us")
+  oth[l, c] = kv($0, "host_other"); ag[l, c] = kv($0, "dmarc_agree"); dis[l, c] = kv($0, "dmarc_disagree"); cl[l, c] = kv($0, "client_us")
   split($0, f, " ")
   part[l, c] = ""
   for (i = 1; i <= length(f); i++) if (f[i] ~ /^cpu_us\./) {
@@ -73,13 +75,13 @@ function kv(line, key,   n, i, a, p) {
 }
 END {
   nc = split(concs, cc, " ")
-  printf "\n| configuration | conc | msgs/s | p50 ms | p90 ms | p99 ms | CPU us/msg (milters) | per process | client us/msg | errors | dmarc as expected |\n"
-  printf "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n"
+  printf "\n| configuration | conc | msgs/s | p50 ms | p90 ms | p99 ms | CPU us/msg (milters) | per process | client us/msg | other load (CPUs) | errors | dmarc as expected |\n"
+  printf "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
   split("ours-inet ours-unix inc-inet inc-unix", labels, " ")
   for (k = 1; k <= 4; k++) for (j = 1; j <= nc; j++) {
     l = labels[k]; c = cc[j]
     if (!((l, c) in rate)) continue
-    printf "| %s | %s | %.1f | %.2f | %.2f | %.2f | %.0f | %s| %.0f | %s | %s/%s |\n", l, c, rate[l, c], p50[l, c], p90[l, c], p99[l, c], cpu[l, c], part[l, c], cl[l, c], err[l, c], ag[l, c], ag[l, c] + dis[l, c]
+    printf "| %s | %s | %.1f | %.2f | %.2f | %.2f | %.0f | %s| %.0f | %.2f | %s | %s/%s |\n", l, c, rate[l, c], p50[l, c], p90[l, c], p99[l, c], cpu[l, c], part[l, c], cl[l, c], oth[l, c], err[l, c], ag[l, c], ag[l, c] + dis[l, c]
   }
   printf "\nRatios (dmarc-milter over the incumbent chain, same run):\n"
   for (j = 1; j <= nc; j++) {
@@ -120,6 +122,24 @@ make_corpus
 BENCH=$BUILD/milter-bench
 MSGS=$(grep -vc '^#' "$CORPUS/manifest.tsv")
 
+# busy_cpus - CPUs busy on the whole machine over 5 seconds.
+busy_cpus() {
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  sleep 5
+  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  echo "$a $b" | awk -v n="$(nproc)" '{ printf "%.2f", ($3 - $1) / ($4 - $2) * n }'
+}
+waited=0
+while :; do
+  busy=$(busy_cpus)
+  log "machine busy: $busy CPUs (before the benchmark starts)"
+  awk -v b="$busy" 'BEGIN { exit !(b < 0.2) }' && break
+  [ "$waited" -lt "${BENCH_WAIT_QUIET:-0}" ] || break
+  sleep 25
+  waited=$((waited + 30))
+done
+
 trap cleanup EXIT
 setup_netns
 start_nsd
@@ -130,7 +150,8 @@ write_configs
   echo "# dmarc-milter $($DMARC_MILTER -V 2>&1 | head -1) ($DMARC_MILTER), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo -)"
   echo "# $(opendkim -V | head -1); $(opendmarc -V | head -1)"
   echo "# corpus: $(head -3 "$CORPUS/summary.txt" | tr '\n' ';')"
-  echo "# load before: $(uptime)"
+  echo "# load before: $(uptime); busy $busy CPUs over 5 s"
+  top -bn1 -o %CPU | sed -n '7,12p' | sed 's/^/#   /'
 } | tee -a "$RESULTS"
 
 # point LABEL CONC ARGS... - one measurement; its RESULT line goes to $RESULTS.

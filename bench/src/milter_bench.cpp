@@ -103,6 +103,20 @@ CpuTicks read_cpu(int pid) {
   return t;
 }
 
+// read_host_busy - busy and total jiffies of the whole machine (/proc/stat).
+std::pair<unsigned long long, unsigned long long> read_host_busy() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long v[10] = {}, total = 0;
+  in >> cpu;
+  for (auto& x : v) {
+    if (!(in >> x)) break;
+  }
+  for (int i = 0; i < 8; ++i) total += v[i];  // guest time is already in user
+  unsigned long long idle = v[3] + v[4];      // idle + iowait
+  return {total - idle, total};
+}
+
 // read_rss_kb - VmRSS of PID in KiB, or -1.
 long read_rss_kb(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -591,6 +605,7 @@ int run(int argc, char** argv) {
   for (auto& [name, pid] : opt.pids) cpu0.push_back(read_cpu(pid));
   rusage ru0{};
   getrusage(RUSAGE_SELF, &ru0);
+  const auto host0 = read_host_busy();
   const auto t0 = Clock::now();
   sh.deadline = t0 + std::chrono::microseconds(static_cast<long long>(opt.duration * 1e6));
   std::atomic<bool> measuring{true};
@@ -624,6 +639,7 @@ int run(int argc, char** argv) {
   if (!opt.pids.empty()) sample();
   rusage ru1{};
   getrusage(RUSAGE_SELF, &ru1);
+  const auto host1 = read_host_busy();
   for (auto& t : threads) t.join();
 
   Stats all;
@@ -701,6 +717,15 @@ int run(int argc, char** argv) {
   }
   if (!opt.pids.empty()) std::printf("  cpu          %-12s %8.1f us/msg\n", "sum", cpu_total);
   std::printf("  cpu          %-12s %8.1f us/msg  (this load generator)\n", "client", client_us);
+  // How busy the whole machine was, and how much of that was not this
+  // measurement (other work on the machine skews every number above).
+  const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  const double host_total = static_cast<double>(host1.second - host0.second);
+  const double host_busy = host_total > 0 ? static_cast<double>(host1.first - host0.first) / host_total * static_cast<double>(ncpu) : 0;
+  const double ours_cores = secs > 0 ? (cpu_total + client_us) * static_cast<double>(all.messages) / 1e6 / secs : 0;
+  const double others = std::max(0.0, host_busy - ours_cores);
+  std::printf("  machine      %.2f of %ld CPUs busy: %.2f for the milters and this client, %.2f for everything else\n",
+              host_busy, ncpu, ours_cores, others);
   std::string rss_kv;
   if (!rss.empty()) {
     for (std::size_t k = 0; k < opt.pids.size(); ++k) {
@@ -734,9 +759,9 @@ int run(int argc, char** argv) {
     disagree += t.disagree;
   }
   std::printf("RESULT label=%s conc=%d msgs=%ld secs=%.2f rate=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f "
-              "cpu_us=%.1f%s client_us=%.1f errors=%ld dmarc_agree=%ld dmarc_disagree=%ld%s\n",
+              "cpu_us=%.1f%s client_us=%.1f host_busy=%.2f host_other=%.2f errors=%ld dmarc_agree=%ld dmarc_disagree=%ld%s\n",
               opt.label.empty() ? "-" : opt.label.c_str(), opt.concurrency, all.messages, secs, rate, p50, p90, p99,
-              pmax, cpu_total, cpu_kv.c_str(), client_us, all.errors, agree, disagree, rss_kv.c_str());
+              pmax, cpu_total, cpu_kv.c_str(), client_us, host_busy, others, all.errors, agree, disagree, rss_kv.c_str());
   return all.errors ? 1 : 0;
 }
 
