@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "adapters/dkim/dkim_dns_bridge.hpp"
+#include "adapters/dkim/dkim_key_cache.hpp"
 #include "adapters/dkim/dkim_key_record.hpp"
 #include "adapters/dkim/dkim_result.hpp"
 #include "adapters/dkim/dkim_tags.hpp"
@@ -302,6 +303,51 @@ TEST_CASE("dkim: an unsigned message has no results and makes no DNS query", "[d
   auto v = make_verifier(r);
   CHECK(verify(*v, base_message()).empty());
   CHECK(r.query_count() == 0);
+}
+
+TEST_CASE("dkim: decoded keys are kept across messages, a changed key is decoded anew", "[dkim][keycache]") {
+  // The cache sits in front of OpenSSL's d2i_PUBKEY_bio (dkim_key_cache.hpp);
+  // it only works if this process's calls from libopendkim reach it.
+  REQUIRE(dmarc::DkimVerifier::key_cache_active());
+  dk::key_cache_clear();
+  StaticResolver r = keys_world();
+  auto v = make_verifier(r);
+  SplitMessage msg = with_signature(base_message(), sign(base_message(), spec("rsa2048")));
+  auto before = dmarc::DkimVerifier::key_cache_counters();
+  CHECK(only(verify(*v, msg)).result == AuthResult::Pass);
+  auto first = dmarc::DkimVerifier::key_cache_counters();
+  CHECK(first.misses == before.misses + 1);
+  CHECK(first.hits == before.hits);
+  CHECK(first.entries == 1);
+  for (int i = 0; i < 3; ++i) {
+    auto res = only(verify(*v, msg));
+    CHECK(res.result == AuthResult::Pass);
+    CHECK(res.key_bits == 2048);
+  }
+  auto again = dmarc::DkimVerifier::key_cache_counters();
+  CHECK(again.hits == first.hits + 3);
+  CHECK(again.misses == first.misses);
+  // The same message signed with the 1024-bit key: the cached 2048-bit key
+  // must not answer for it.
+  SplitMessage other = with_signature(base_message(), sign(base_message(), spec("rsa1024")));
+  CHECK(only(verify(*v, other)).key_bits == 1024);
+  // Key rotation: the selector now publishes another key; the signature made
+  // with the old one fails, whatever was cached for the old record.
+  StaticResolver rotated;
+  rotated.add_txt("rsa2048._domainkey.dkim.example", key_record("rsa4096"));
+  auto v2 = make_verifier(rotated);
+  auto res = only(verify(*v2, msg));
+  CHECK(res.result == AuthResult::Fail);
+  CHECK(res.key_bits == 4096);
+  auto after = dmarc::DkimVerifier::key_cache_counters();
+  CHECK(after.misses == again.misses + 2);
+  CHECK(after.entries == 3);
+  // A p= that is base64 but no key: OpenSSL's own answer (no key), nothing kept.
+  StaticResolver junk;
+  junk.add_txt("rsa2048._domainkey.dkim.example", "v=DKIM1; k=rsa; p=MAMCAQA=");
+  auto v3 = make_verifier(junk);
+  CHECK(only(verify(*v3, msg)).result == AuthResult::PermError);
+  CHECK(dmarc::DkimVerifier::key_cache_counters().entries == 3);
 }
 
 TEST_CASE("dkim: streaming - any body chunking, LF or CRLF folding, same result", "[dkim][stream]") {

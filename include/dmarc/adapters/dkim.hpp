@@ -59,6 +59,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -127,6 +128,18 @@ class DkimVerifier {
 
   // begin - a new message; job_id (the queue id) names it in libopendkim logs.
   std::unique_ptr<DkimMessage> begin(std::string_view job_id);
+
+  // Decoded public keys are kept across messages (OpenSSL 3 spends more on
+  // decoding a key than on verifying with it; src/adapters/dkim/
+  // dkim_key_cache.hpp). key_cache_active() tells whether libopendkim's
+  // decoding calls reach the cache in this process; the counters say how
+  // often it answered.
+  struct KeyCacheCounters {
+    std::uint64_t hits = 0, misses = 0, passed = 0;
+    std::size_t entries = 0;
+  };
+  static bool key_cache_active();
+  static KeyCacheCounters key_cache_counters();
 
  private:
   DkimVerifier();

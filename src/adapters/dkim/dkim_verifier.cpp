@@ -17,6 +17,7 @@
 
 #include "adapters/dkim/dkim_dns_bridge.hpp"
 #include "adapters/dkim/dkim_handles.hpp"
+#include "adapters/dkim/dkim_key_cache.hpp"
 #include "adapters/dkim/dkim_result.hpp"
 #include "adapters/dkim/dkim_tags.hpp"
 
@@ -356,6 +357,13 @@ Expected<std::unique_ptr<DkimVerifier>, std::string> DkimVerifier::create(Resolv
   if (dkim_set_prescreen(lib, prescreen) != DKIM_STAT_OK) return Err{"libopendkim: cannot set the prescreen callback"};
   dkim::install_dns_bridge(lib, &impl.bridge);
   return v;
+}
+
+bool DkimVerifier::key_cache_active() { return dkim::key_cache_stats().active; }
+
+DkimVerifier::KeyCacheCounters DkimVerifier::key_cache_counters() {
+  dkim::KeyCacheStats s = dkim::key_cache_stats();
+  return KeyCacheCounters{s.hits, s.misses, s.passed, s.entries};
 }
 
 std::unique_ptr<DkimMessage> DkimVerifier::begin(std::string_view job_id) {
