@@ -9,6 +9,8 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -21,15 +23,35 @@ std::mutex g_engine_mutex;
 std::shared_ptr<const Engine> g_engine;
 std::atomic<int> g_open_messages{0};
 std::atomic<bool> g_draining{false};
-// Whether the MTA offered SMFIP_SKIP (body callbacks may answer SKIP) and
-// SMFIP_HDR_LEADSPC (header values keep the space after the colon).
-std::atomic<bool> g_can_skip{false};
-std::atomic<bool> g_leadspc{false};
+
+// The steps we ask the MTA not to wait for a reply to (protocol 6,
+// SMFIP_NR_*): connect, HELO, MAIL FROM, each header field, end of header
+// and each body chunk. They only feed the session, so their replies are pure
+// round trips: a message with 15 header fields had 19 of them, each a
+// wake-up on both sides (bench/README.md). Only end of message is answered;
+// what MAIL FROM would have refused (a failed connection, a milter that is
+// stopping) is answered there. libmilter answers CONTINUE itself when the
+// MTA lacks the feature. The body is read to the end even when unsigned mail
+// cannot use it (no SKIP): a round trip costs more than reading a chunk.
+constexpr unsigned long kNoReplySteps =
+    SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
 
 struct Conn {
   explicit Conn(std::shared_ptr<const Engine> e) : session(std::move(e)) {}
   Session session;
   bool in_message = false;
+  // The protocol flags agreed for this connection (SMFIP_*): which steps
+  // get no reply, whether SKIP may be answered, whether header values keep
+  // their leading space.
+  unsigned long proto = 0;
+  // A failure in a step without a reply, answered (InternalErrorAction) at
+  // the next step that has one: connect/HELO for every message of the
+  // connection, header/end of header for the current message.
+  std::string conn_failure;
+  std::string msg_failure;
+  // MAIL FROM came while stopping: the message is refused (tempfail) at the
+  // next step that replies.
+  bool refused = false;
 };
 
 Conn* conn_of(SMFICTX* ctx) { return static_cast<Conn*>(smfi_getpriv(ctx)); }
@@ -71,6 +93,47 @@ sfsistat guarded(SMFICTX* ctx, const char* where, F&& f) noexcept {
   }
 }
 
+// quiet - a step that feeds the session and continues. When the MTA was
+// told not to wait for its reply (SMFIP_NR_*), it must answer NOREPLY
+// whatever happens: a failure is logged and kept in the connection's
+// conn_failure or msg_failure, to be answered at the next step that replies.
+template <class F>
+sfsistat quiet(SMFICTX* ctx, const char* where, unsigned long nr_bit, std::string Conn::*failure, F&& f) noexcept {
+  Conn* c = conn_of(ctx);
+  if (!c || !(c->proto & nr_bit)) return guarded(ctx, where, [&] {
+      f(c);
+      return SMFIS_CONTINUE;
+    });
+  try {
+    f(c);
+  } catch (const std::exception& e) {
+    try {
+      spdlog::error("internal error in {}: {}; answered at the next reply", where, e.what());
+      if ((c->*failure).empty()) c->*failure = std::string(where) + ": " + e.what();
+    } catch (...) {
+      // Out of memory twice over: the message still gets the fallback.
+    }
+    if ((c->*failure).empty()) (c->*failure).assign(1, '!');
+  } catch (...) {
+    if ((c->*failure).empty()) (c->*failure).assign(1, '!');
+  }
+  return SMFIS_NOREPLY;
+}
+
+// pending_failure - the InternalErrorAction for a failure kept by quiet(),
+// or nothing.
+std::optional<sfsistat> pending_failure(SMFICTX* ctx, Conn* c) {
+  if (!c) return std::nullopt;
+  if (c->refused) {
+    smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.2"),
+                  const_cast<char*>("DMARC filter restarting; try again later"));
+    return SMFIS_TEMPFAIL;
+  }
+  const std::string& f = !c->conn_failure.empty() ? c->conn_failure : c->msg_failure;
+  if (f.empty()) return std::nullopt;
+  return internal_error(ctx, "an earlier step", f.c_str());
+}
+
 std::string address_text(const _SOCK_ADDR* sa) {
   if (!sa) return {};
   char buf[INET6_ADDRSTRLEN] = {};
@@ -99,88 +162,122 @@ std::string reply_text(const std::string& t) {
   return out;
 }
 
-sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned long, unsigned long, unsigned long* pf0,
-                      unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
   *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
-  unsigned long want = SMFIP_NORCPT | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC | SMFIP_SKIP;
-  *pf1 = f1 & want;
   *pf2 = 0;
   *pf3 = 0;
-  g_can_skip = (f1 & SMFIP_SKIP) != 0;
-  g_leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
+  // Steps we never use; all of these are safe without a connection state.
+  *pf1 = f1 & (SMFIP_NORCPT | SMFIP_NOUNKNOWN | SMFIP_NODATA);
+  // The connection state is made here, so that the flags it depends on
+  // (no reply, SKIP, leading space) are agreed only when it exists.
+  Conn* c = nullptr;
+  try {
+    c = new Conn(current_engine());
+  } catch (...) {
+    spdlog::error("internal error in negotiate: no memory for a connection");
+    return SMFIS_CONTINUE;
+  }
+  c->proto = f1 & (SMFIP_SKIP | SMFIP_HDR_LEADSPC | kNoReplySteps);
+  *pf1 |= c->proto;
+  smfi_setpriv(ctx, c);
   return SMFIS_CONTINUE;
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
-  return guarded(ctx, "connect", [&] {
-    auto engine = current_engine();
-    auto* c = new Conn(engine);
-    smfi_setpriv(ctx, c);
+  return quiet(ctx, "connect", SMFIP_NR_CONN, &Conn::conn_failure, [&](Conn* c) {
+    if (!c) {
+      // No negotiation callback (an old MTA) or no memory then: plain replies.
+      c = new Conn(current_engine());
+      smfi_setpriv(ctx, c);
+    }
     c->session.connect(hostname ? hostname : "", address_text(addr));
-    return SMFIS_CONTINUE;
   });
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
-  return guarded(ctx, "helo", [&] {
-    if (auto* c = conn_of(ctx)) c->session.helo(name ? name : "");
-    return SMFIS_CONTINUE;
+  return quiet(ctx, "helo", SMFIP_NR_HELO, &Conn::conn_failure, [&](Conn* c) {
+    if (c) c->session.helo(name ? name : "");
   });
 }
 
+// start_message - MAIL FROM: a new message on the connection, unless the
+// connection failed earlier or the milter is stopping (then the message is
+// not counted as open, and pending_failure() answers for it).
+void start_message(SMFICTX* ctx, Conn* c, char** argv) {
+  end_message(c);
+  c->msg_failure.clear();
+  c->refused = false;
+  if (!c->conn_failure.empty()) return;
+  if (g_draining) {
+    // Stopping: finish what is open, take nothing new (the MTA retries).
+    c->refused = true;
+    return;
+  }
+  // The address as the MTA parsed it ({mail_addr}: Postfix and Sendmail
+  // send it by default), not the raw argument: "MAIL FROM:<a@ b.example>"
+  // is the sender a@b.example to Postfix, and so it must be to SPF.
+  const char* parsed = smfi_getsymval(ctx, const_cast<char*>("{mail_addr}"));
+  std::string addr = parsed ? parsed : (argv && argv[0] ? argv[0] : "");
+  if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
+  c->in_message = true;
+  g_open_messages.fetch_add(1);
+  c->session.set_engine(current_engine());
+  c->session.envfrom(addr, symval(ctx, "{auth_authen}"), symval(ctx, "i"));
+}
+
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
+  if (Conn* c = conn_of(ctx); c && (c->proto & SMFIP_NR_MAIL))
+    return quiet(ctx, "envfrom", SMFIP_NR_MAIL, &Conn::msg_failure, [&](Conn* cc) { start_message(ctx, cc, argv); });
   return guarded(ctx, "envfrom", [&] {
     Conn* c = conn_of(ctx);
     if (!c) return SMFIS_CONTINUE;
-    // The address as the MTA parsed it ({mail_addr}: Postfix and Sendmail
-    // send it by default), not the raw argument: "MAIL FROM:<a@ b.example>"
-    // is the sender a@b.example to Postfix, and so it must be to SPF.
-    const char* parsed = smfi_getsymval(ctx, const_cast<char*>("{mail_addr}"));
-    std::string addr = parsed ? parsed : (argv && argv[0] ? argv[0] : "");
-    if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
-    end_message(c);
-    if (g_draining) {
-      // Stopping: finish what is open, take nothing new (the MTA retries).
-      smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.2"),
-                    const_cast<char*>("DMARC filter restarting; try again later"));
-      return SMFIS_TEMPFAIL;
-    }
-    c->in_message = true;
-    g_open_messages.fetch_add(1);
-    c->session.set_engine(current_engine());
-    c->session.envfrom(addr, symval(ctx, "{auth_authen}"), symval(ctx, "i"));
+    start_message(ctx, c, argv);
+    if (auto f = pending_failure(ctx, c)) return *f;
     return SMFIS_CONTINUE;
   });
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-  return guarded(ctx, "header", [&] {
-    if (auto* c = conn_of(ctx)) {
-      std::string_view raw = value ? value : "";
-      // Without SMFIP_HDR_LEADSPC the MTA drops the space after the colon;
-      // put the usual one back so simple canonicalization (RFC 6376 3.4.1)
-      // sees the field as sent in the common case.
+  return quiet(ctx, "header", SMFIP_NR_HDR, &Conn::msg_failure, [&](Conn* c) {
+    if (!c || !c->in_message || !c->msg_failure.empty()) return;
+    std::string_view raw = value ? value : "";
+    // Without SMFIP_HDR_LEADSPC the MTA drops the space after the colon;
+    // put the usual one back so simple canonicalization (RFC 6376 3.4.1)
+    // sees the field as sent in the common case.
+    if (!(c->proto & SMFIP_HDR_LEADSPC) && !raw.empty()) {
       std::string v;
-      if (!g_leadspc && !raw.empty()) v += ' ';
+      v.reserve(raw.size() + 1);
+      v += ' ';
       v += raw;
       c->session.header(name ? name : "", v);
+    } else {
+      c->session.header(name ? name : "", raw);
     }
-    return SMFIS_CONTINUE;
   });
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-  return guarded(ctx, "eoh", [&] {
-    if (auto* c = conn_of(ctx)) c->session.eoh();
-    return SMFIS_CONTINUE;
+  return quiet(ctx, "eoh", SMFIP_NR_EOH, &Conn::msg_failure, [&](Conn* c) {
+    if (c && c->in_message && c->msg_failure.empty()) c->session.eoh();
   });
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
+  if (Conn* c = conn_of(ctx); c && (c->proto & SMFIP_NR_BODY)) {
+    return quiet(ctx, "body", SMFIP_NR_BODY, &Conn::msg_failure, [&](Conn* cc) {
+      if (cc->in_message && cc->msg_failure.empty() && cc->session.wants_body())
+        cc->session.body(std::string_view(reinterpret_cast<const char*>(data), len));
+    });
+  }
   return guarded(ctx, "body", [&] {
     Conn* c = conn_of(ctx);
     if (!c) return SMFIS_CONTINUE;
-    if (!c->session.wants_body()) return g_can_skip ? SMFIS_SKIP : SMFIS_CONTINUE;
+    if (auto f = pending_failure(ctx, c)) {
+      end_message(c);
+      return *f;
+    }
+    if (!c->session.wants_body()) return (c->proto & SMFIP_SKIP) ? SMFIS_SKIP : SMFIS_CONTINUE;
     c->session.body(std::string_view(reinterpret_cast<const char*>(data), len));
     return SMFIS_CONTINUE;
   });
@@ -190,6 +287,11 @@ sfsistat on_eom(SMFICTX* ctx) {
   return guarded(ctx, "eom", [&] {
     Conn* c = conn_of(ctx);
     if (!c) return SMFIS_CONTINUE;
+    if (auto f = pending_failure(ctx, c)) {
+      end_message(c);
+      c->session.abort();
+      return *f;
+    }
     Outcome o = c->session.eom(symval(ctx, "i"));
     end_message(c);
     spdlog::info("{}", o.log_line);
@@ -228,6 +330,7 @@ sfsistat on_abort(SMFICTX* ctx) {
   return guarded(ctx, "abort", [&] {
     if (auto* c = conn_of(ctx)) {
       c->session.abort();
+      c->msg_failure.clear();
       end_message(c);
     }
     return SMFIS_CONTINUE;
