@@ -36,6 +36,7 @@
 #include "eval.hpp"
 #include "log.hpp"
 #include "milter.hpp"
+#include "milter_io.hpp"
 
 using namespace dmarc;
 using namespace dmarc::milter;
@@ -316,6 +317,10 @@ int main(int argc, char** argv) {
   g_reload_enabled = true;
   spdlog::info("dmarc-milter {} starting: socket {}, mode {}, authserv-id {}", build::kVersion, config.socket,
                to_token(config.mode), built.value()->authserv_id);
+  if (io::enable())
+    spdlog::debug("MTA connections are read through a buffer (DMARC_MILTER_NO_READ_BUFFER=1 turns it off)");
+  if (!DkimVerifier::key_cache_active())
+    spdlog::warn("DKIM keys are decoded again for every signature: d2i_PUBKEY_bio does not reach the key cache");
   int rc = smfi_main();
   g_reload_enabled = false;
   // Messages in progress were let finish in the signal thread (sigwait
