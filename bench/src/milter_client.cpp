@@ -150,7 +150,7 @@ void MilterClient::open() {
   std::string neg;
   put_u32(neg, kVersion);
   put_u32(neg, kAllActions);
-  put_u32(neg, kAllProtocol);
+  put_u32(neg, kAllProtocol & ~opt_.withhold_protocol);
   put('O', neg);
   auto [cmd, data] = get();
   if (cmd != 'O' || data.size() < 12) throw std::runtime_error("bad option negotiation reply from " + ep_.spec);

@@ -56,6 +56,9 @@ using Macros = std::vector<std::pair<std::string, std::string>>;
 struct ClientOptions {
   bool quickack = false;  // set TCP_QUICKACK before every read (what Postfix does not do)
   int timeout_ms = 30000;
+  // Protocol flags (SMFIP_*) not to offer at negotiation, e.g. the no-reply
+  // flags to play an MTA older than protocol 6.
+  std::uint32_t withhold_protocol = 0;
 };
 
 class MilterClient {
@@ -83,6 +86,9 @@ class MilterClient {
   Reply body(std::string_view chunk);
   Reply end_of_body(const Macros& m);
   void abort();  // no reply
+  // send - write out what is buffered now, without waiting for a reply
+  // (commands are otherwise written when a reply is awaited).
+  void send() { flush(); }
 
   bool wants_headers() const;
   bool wants_body() const;

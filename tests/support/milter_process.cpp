@@ -51,7 +51,11 @@ std::uint16_t free_tcp_port() {
 
 MilterProcess::MilterProcess(const std::string& config_text) : MilterProcess(config_text, 0) {}
 
-MilterProcess::MilterProcess(const std::string& config_text, std::uint16_t config_port) {
+MilterProcess::MilterProcess(const std::string& config_text, std::uint16_t config_port)
+    : MilterProcess(config_text, config_port, {}) {}
+
+MilterProcess::MilterProcess(const std::string& config_text, std::uint16_t config_port,
+                             const std::vector<std::string>& env) {
   char tmpl[] = "/tmp/dmarc-milter-test-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
   dir_ = tmpl;
@@ -69,6 +73,7 @@ MilterProcess::MilterProcess(const std::string& config_text, std::uint16_t confi
       dup2(fd, 1);
       dup2(fd, 2);
     }
+    for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
     if (config_port)
       execl(binary.c_str(), binary.c_str(), "-f", "-c", config_path_.c_str(), static_cast<char*>(nullptr));
     else

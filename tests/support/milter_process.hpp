@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dmarc::test {
 
@@ -21,6 +22,8 @@ class MilterProcess {
   // With CONFIG_PORT: no -p; the Socket of the config is used, and
   // CONFIG_PORT (its inet port) is waited for.
   MilterProcess(const std::string& config_text, std::uint16_t config_port);
+  // With ENV: NAME=VALUE entries added to the daemon's environment.
+  MilterProcess(const std::string& config_text, std::uint16_t config_port, const std::vector<std::string>& env);
   ~MilterProcess();
   MilterProcess(const MilterProcess&) = delete;
   MilterProcess& operator=(const MilterProcess&) = delete;
