@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include "adapters/dkim/dkim_key_record.hpp"
 #include "adapters/dkim/dkim_tags.hpp"
@@ -42,13 +44,46 @@ struct PendingQuery {
 
 // prepare_answer - refuse or adjust an Ok answer before libopendkim reads
 // it; note the key type (k=, RFC 6376 3.6.1: "rsa" when absent).
+// Prepared - prepare_key_record() of one record and its k= (rsa when absent).
+struct Prepared {
+  bool ok = false;
+  std::string text;  // the record for libopendkim, or why it is refused
+  std::string key_type;
+};
+
+// prepared - Prepared for RECORD, remembered per record text: the same key
+// record comes back with every message of its signer, and checking it
+// (tag-list, base64 of p=, the DER walk) cost more than all of DMARC.
+Prepared prepared(const std::string& record) {
+  static std::mutex mutex;
+  static auto* memo = new std::unordered_map<std::string, Prepared>();  // never destroyed
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = memo->find(record);
+    if (it != memo->end()) return it->second;
+  }
+  Prepared p;
+  auto r = prepare_key_record(record);
+  if (!r) {
+    p.text = r.error();
+  } else {
+    p.ok = true;
+    p.text = std::move(*r);
+    auto tags = parse_tag_list(p.text);
+    if (tags) p.key_type = tags->get("k") ? strip_fws(*tags->get("k")) : std::string("rsa");
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  if (memo->size() >= 4096) memo->clear();
+  memo->emplace(record, p);
+  return p;
+}
+
 std::string prepare_answer(DnsAnswer& answer, KeyLookup& lookup) {
   if (answer.records.size() == 1) {
-    auto prepared = prepare_key_record(answer.records.front());
-    if (!prepared) return prepared.error();
-    answer.records.front() = std::move(*prepared);
-    auto tags = parse_tag_list(answer.records.front());
-    if (tags) lookup.key_type = tags->get("k") ? strip_fws(*tags->get("k")) : std::string("rsa");
+    Prepared p = prepared(answer.records.front());
+    if (!p.ok) return p.text;
+    answer.records.front() = std::move(p.text);
+    if (!p.key_type.empty()) lookup.key_type = std::move(p.key_type);
     return {};
   }
   for (const auto& rec : answer.records) {
