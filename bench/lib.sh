@@ -12,7 +12,7 @@
 # The Debian packages the benchmark needs besides the milter's own
 # (packaging/install-deps.sh). dbconfig-no-thanks keeps opendmarc's install
 # from setting up a MySQL database; ldnsutils gives drill for the checks.
-BENCH_PKGS="opendkim opendmarc dbconfig-no-thanks nsd ldnsutils openssl python3 iproute2 procps
+BENCH_PKGS="opendkim opendmarc dbconfig-no-thanks nsd ldnsutils openssl python3 iproute2 procps libmilter-dev
   cmake g++ pkg-config libopendkim-dev publicsuffix valgrind"
 
 PIDS=""
@@ -261,4 +261,15 @@ make_corpus() {
       --sessions "$SESSIONS" --seed "$SEED" >/dev/null || die "corpus generation failed"
     echo "$SESSIONS $SEED" >"$CORPUS/.params"
   fi
+}
+
+# start_null KIND (inet|unix) - bench/src/null_milter.cpp; sets NULL_PID, NULL_SOCK.
+start_null() {
+  local kind=$1
+  if [ "$kind" = inet ]; then NULL_SOCK=inet:8897@127.0.0.1; else NULL_SOCK=unix:$WORK/sock/null.sock; fi
+  rm -f "$WORK/sock/null.sock"
+  ip netns exec "$NS" "$BUILD/null-milter" "$NULL_SOCK" 2>>"$WORK/null-$kind.log" &
+  NULL_PID=$!
+  track "$NULL_PID"
+  wait_listen "$NULL_SOCK" "$NULL_PID" || { tail "$WORK/null-$kind.log" >&2; die "null-milter did not start"; }
 }

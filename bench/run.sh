@@ -30,6 +30,8 @@
 #     ours-unix   dmarc-milter on a unix socket
 #     inc-inet    opendkim (verify) -> opendmarc (SPFSelfValidate), inet sockets
 #     inc-unix    the same on unix sockets (no Nagle, so no ~40 ms stall)
+#     null-inet   bench/src/null_milter.cpp: libmilter as Debian ships it,
+#     null-unix   doing nothing (the protocol's floor; inet shows the stall)
 #   Each configuration is warmed up with one pass over the corpus at
 #   concurrency 32 (DNS caches filled), then measured at each concurrency
 #   for BENCH_SECONDS with milter-bench. Prints a table and the ratios
@@ -77,8 +79,8 @@ END {
   nc = split(concs, cc, " ")
   printf "\n| configuration | conc | msgs/s | p50 ms | p90 ms | p99 ms | CPU us/msg (milters) | per process | client us/msg | other load (CPUs) | errors | dmarc as expected |\n"
   printf "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n"
-  split("ours-inet ours-unix inc-inet inc-unix", labels, " ")
-  for (k = 1; k <= 4; k++) for (j = 1; j <= nc; j++) {
+  split("ours-inet ours-unix inc-inet inc-unix null-inet null-unix", labels, " ")
+  for (k = 1; k <= 6; k++) for (j = 1; j <= nc; j++) {
     l = labels[k]; c = cc[j]
     if (!((l, c) in rate)) continue
     printf "| %s | %s | %.1f | %.2f | %.2f | %.2f | %.0f | %s| %.0f | %.2f | %s | %s/%s |\n", l, c, rate[l, c], p50[l, c], p90[l, c], p99[l, c], cpu[l, c], part[l, c], cl[l, c], oth[l, c], err[l, c], ag[l, c], ag[l, c] + dis[l, c]
@@ -101,6 +103,8 @@ END {
   }
   if (("ours-inet", 1) in rate && ("inc-inet", 1) in rate)
     printf "  the inet stall, concurrency 1: incumbent p50 %.1f ms inet vs %.1f ms unix; dmarc-milter %.2f ms inet vs %.2f ms unix\n", p50["inc-inet", 1], p50["inc-unix", 1], p50["ours-inet", 1], p50["ours-unix", 1]
+  if (("null-unix", 8) in rate)
+    printf "  the protocol floor (null-milter, libmilter as shipped), concurrency 8: %.0f us per message over unix, %.0f over inet\n", cpu["null-unix", 8], cpu["null-inet", 8]
   if (rss != "") printf "  RSS: %s\n", rss
 }' "$1"
 }
@@ -181,6 +185,15 @@ for kind in inet unix; do
     || die "warm-up of the incumbent chain failed"
   for c in $CONCS; do
     point "inc-$kind" "$c" -m "$DKIM_SOCK" -m "$DMARC_SOCK" -p "opendkim=$DKIM_PID" -p "opendmarc=$DMARC_PID"
+  done
+  stop_all
+done
+
+for kind in inet unix; do
+  log "null-milter over $kind"
+  start_null "$kind"
+  for c in $CONCS; do
+    point "null-$kind" "$c" -m "$NULL_SOCK" -p "null-milter=$NULL_PID"
   done
   stop_all
 done
