@@ -11,6 +11,7 @@
 #include <list>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -29,7 +30,7 @@ class KeyCache {
   }
 
   // find - a new reference to the key decoded from DER, or nullptr.
-  EVP_PKEY* find(const std::string& der) {
+  EVP_PKEY* find(std::string_view der) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = index_.find(der);
     if (it == index_.end()) return nullptr;
@@ -89,8 +90,9 @@ D2iFn real_d2i() {
 }
 
 // der_of - the bytes of the one DER object at the head of a memory BIO
-// (what d2i_PUBKEY_bio would read), or an empty string.
-std::string der_of(BIO* bp) {
+// (what d2i_PUBKEY_bio would read), in the BIO's own memory; empty when it
+// is not one whole definite-length SEQUENCE of at most kMaxDer octets.
+std::string_view der_of(BIO* bp) {
   char* data = nullptr;
   long avail = BIO_get_mem_data(bp, &data);
   if (avail <= 0 || !data) return {};
@@ -103,7 +105,7 @@ std::string der_of(BIO* bp) {
   if ((r & 0x80) || r != V_ASN1_CONSTRUCTED || tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL) return {};
   long total = static_cast<long>(p - start) + len;
   if (total <= 0 || total > avail || total > kMaxDer) return {};
-  return std::string(data, static_cast<std::size_t>(total));
+  return std::string_view(data, static_cast<std::size_t>(total));
 }
 
 }  // namespace
@@ -133,12 +135,9 @@ extern "C" __attribute__((visibility("default"))) EVP_PKEY* d2i_PUBKEY_bio(BIO* 
     g_passed.fetch_add(1, std::memory_order_relaxed);
     return real(bp, a);
   }
-  std::string der;
-  try {
-    der = der_of(bp);
-  } catch (...) {
-    der.clear();
-  }
+  // Looked up in place; copied only when a new key is kept, and before
+  // OpenSSL's function consumes the BIO.
+  std::string_view der = der_of(bp);
   if (der.empty()) {
     g_passed.fetch_add(1, std::memory_order_relaxed);
     return real(bp, a);
@@ -161,11 +160,18 @@ extern "C" __attribute__((visibility("default"))) EVP_PKEY* d2i_PUBKEY_bio(BIO* 
     g_hits.fetch_add(1, std::memory_order_relaxed);
     return key;
   }
+  std::string copy;
+  try {
+    copy.assign(der);
+  } catch (...) {
+    g_passed.fetch_add(1, std::memory_order_relaxed);
+    return real(bp, a);
+  }
   key = real(bp, nullptr);
   if (key) {
     g_misses.fetch_add(1, std::memory_order_relaxed);
     try {
-      cache().keep(std::move(der), key);
+      cache().keep(std::move(copy), key);
     } catch (...) {
       // Out of memory in the cache: the key is still returned, not kept.
     }
