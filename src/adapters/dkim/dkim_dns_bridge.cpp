@@ -53,10 +53,14 @@ struct Prepared {
 
 // prepared - Prepared for RECORD, remembered per record text: the same key
 // record comes back with every message of its signer, and checking it
-// (tag-list, base64 of p=, the DER walk) cost more than all of DMARC.
+// (tag-list, base64 of p=, the DER walk) cost more than all of DMARC. The
+// text is DNS data: only records short enough to be used (kMaxKeyRecord)
+// are remembered, so at most 4096 x 1 KiB; a longer one is refused by
+// prepare_key_record() after a length check anyway.
 Prepared prepared(const std::string& record) {
   static std::mutex mutex;
   static auto* memo = new std::unordered_map<std::string, Prepared>();  // never destroyed
+  if (record.size() > kMaxKeyRecord) return Prepared{false, prepare_key_record(record).error(), {}};
   {
     std::lock_guard<std::mutex> lock(mutex);
     auto it = memo->find(record);
