@@ -32,7 +32,6 @@ struct Buffer {
 
 std::atomic<Buffer*> g_buffers[kMaxFd];
 std::atomic<bool> g_enabled{false};
-std::atomic<std::uint64_t> g_connections{0}, g_reads{0}, g_syscalls{0};
 
 using AcceptFn = int (*)(int, sockaddr*, socklen_t*);
 using ReadFn = ssize_t (*)(int, void*, std::size_t);
@@ -86,8 +85,6 @@ bool enable() {
   return on;
 }
 
-Counters counters() { return Counters{g_connections.load(), g_reads.load(), g_syscalls.load()}; }
-
 }  // namespace dmarc::milter::io
 
 using namespace dmarc::milter::io;
@@ -104,7 +101,6 @@ extern "C" __attribute__((visibility("default"))) int accept(int s, sockaddr* ad
     if (g_enabled.load(std::memory_order_relaxed) && fd < kMaxFd) {
       if (Buffer* b = new (std::nothrow) Buffer) {
         g_buffers[fd].store(b, std::memory_order_release);
-        g_connections.fetch_add(1, std::memory_order_relaxed);
       }
     }
   }
@@ -119,10 +115,8 @@ extern "C" __attribute__((visibility("default"))) ssize_t read(int fd, void* out
   }
   Buffer* b = buffer_of(fd);
   if (!b || n == 0) return real(fd, out, n);
-  g_reads.fetch_add(1, std::memory_order_relaxed);
   std::size_t avail = b->avail.load(std::memory_order_relaxed);
   if (avail == 0) {
-    g_syscalls.fetch_add(1, std::memory_order_relaxed);
     // A large read (a body chunk) goes straight to the caller's memory.
     if (n >= kBufferSize) return real(fd, out, n);
     ssize_t got = real(fd, b->data, kBufferSize);

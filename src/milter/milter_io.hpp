@@ -22,19 +22,10 @@
 // (dmarc-milter(8)).
 #pragma once
 
-#include <cstdint>
-
 namespace dmarc::milter::io {
 
 // enable - buffer the connections accepted from now on (unless turned off by
 // the environment); true when buffering is on.
 bool enable();
-
-struct Counters {
-  std::uint64_t connections = 0;  // accepted and buffered
-  std::uint64_t reads = 0;        // read() calls served, on buffered connections
-  std::uint64_t syscalls = 0;     // read() system calls those took
-};
-Counters counters();
 
 }  // namespace dmarc::milter::io
