@@ -44,11 +44,12 @@ struct Conn {
   // get no reply, whether SKIP may be answered, whether header values keep
   // their leading space.
   unsigned long proto = 0;
-  // A failure in a step without a reply, answered (InternalErrorAction) at
-  // the next step that has one: connect/HELO for every message of the
-  // connection, header/end of header for the current message.
-  std::string conn_failure;
-  std::string msg_failure;
+  // A failure in a step without a reply (logged when it happened), answered
+  // with InternalErrorAction at the next step that has one: connect/HELO
+  // for every message of the connection, MAIL FROM to body for the current
+  // message.
+  bool conn_failed = false;
+  bool msg_failed = false;
   // MAIL FROM came while stopping: the message is refused (tempfail) at the
   // next step that replies.
   bool refused = false;
@@ -63,14 +64,22 @@ void end_message(Conn* c) {
   }
 }
 
-sfsistat internal_error(SMFICTX* ctx, const char* where, const char* what) {
+FallbackAction internal_error_action() {
   auto e = current_engine();
-  FallbackAction a = e ? e->config.internal_error_action : FallbackAction::TempFail;
-  spdlog::error("internal error in {}: {}; answering {}", where, what, to_token(a));
-  if (a == FallbackAction::Accept) return SMFIS_ACCEPT;
+  return e ? e->config.internal_error_action : FallbackAction::TempFail;
+}
+
+// fallback - the InternalErrorAction as a reply.
+sfsistat fallback(SMFICTX* ctx) {
+  if (internal_error_action() == FallbackAction::Accept) return SMFIS_ACCEPT;
   smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
                 const_cast<char*>("Temporary failure in the DMARC filter; try again later"));
   return SMFIS_TEMPFAIL;
+}
+
+sfsistat internal_error(SMFICTX* ctx, const char* where, const char* what) {
+  spdlog::error("internal error in {}: {}; answering {}", where, what, to_token(internal_error_action()));
+  return fallback(ctx);
 }
 
 // guarded - run F; any exception becomes the InternalErrorAction.
@@ -95,33 +104,36 @@ sfsistat guarded(SMFICTX* ctx, const char* where, F&& f) noexcept {
 
 // quiet - a step that feeds the session and continues. When the MTA was
 // told not to wait for its reply (SMFIP_NR_*), it must answer NOREPLY
-// whatever happens: a failure is logged and kept in the connection's
-// conn_failure or msg_failure, to be answered at the next step that replies.
+// whatever happens: a failure is logged here and marked in the connection
+// (conn_failed or msg_failed), to be answered at the next step that replies.
 template <class F>
-sfsistat quiet(SMFICTX* ctx, const char* where, unsigned long nr_bit, std::string Conn::*failure, F&& f) noexcept {
+sfsistat quiet(SMFICTX* ctx, const char* where, unsigned long nr_bit, bool Conn::*failed, F&& f) noexcept {
   Conn* c = conn_of(ctx);
   if (!c || !(c->proto & nr_bit)) return guarded(ctx, where, [&] {
       f(c);
       return SMFIS_CONTINUE;
     });
+  // Marked first: logging may fail too (no memory), the answer must not.
+  auto mark = [&](const char* what) noexcept {
+    c->*failed = true;
+    try {
+      spdlog::error("internal error in {}: {}; answered at end of message ({})", where, what,
+                    to_token(internal_error_action()));
+    } catch (...) {
+    }
+  };
   try {
     f(c);
   } catch (const std::exception& e) {
-    try {
-      spdlog::error("internal error in {}: {}; answered at the next reply", where, e.what());
-      if ((c->*failure).empty()) c->*failure = std::string(where) + ": " + e.what();
-    } catch (...) {
-      // Out of memory twice over: the message still gets the fallback.
-    }
-    if ((c->*failure).empty()) (c->*failure).assign(1, '!');
+    mark(e.what());
   } catch (...) {
-    if ((c->*failure).empty()) (c->*failure).assign(1, '!');
+    mark("unknown exception");
   }
   return SMFIS_NOREPLY;
 }
 
-// pending_failure - the InternalErrorAction for a failure kept by quiet(),
-// or nothing.
+// pending_failure - the answer owed for what quiet() marked (already logged)
+// or for a message begun while stopping; nothing when there is none.
 std::optional<sfsistat> pending_failure(SMFICTX* ctx, Conn* c) {
   if (!c) return std::nullopt;
   if (c->refused) {
@@ -129,9 +141,8 @@ std::optional<sfsistat> pending_failure(SMFICTX* ctx, Conn* c) {
                   const_cast<char*>("DMARC filter restarting; try again later"));
     return SMFIS_TEMPFAIL;
   }
-  const std::string& f = !c->conn_failure.empty() ? c->conn_failure : c->msg_failure;
-  if (f.empty()) return std::nullopt;
-  return internal_error(ctx, "an earlier step", f.c_str());
+  if (c->conn_failed || c->msg_failed) return fallback(ctx);
+  return std::nullopt;
 }
 
 std::string address_text(const _SOCK_ADDR* sa) {
@@ -185,7 +196,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
-  return quiet(ctx, "connect", SMFIP_NR_CONN, &Conn::conn_failure, [&](Conn* c) {
+  return quiet(ctx, "connect", SMFIP_NR_CONN, &Conn::conn_failed, [&](Conn* c) {
     if (!c) {
       // No negotiation callback (an old MTA) or no memory then: plain replies.
       c = new Conn(current_engine());
@@ -196,7 +207,7 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
-  return quiet(ctx, "helo", SMFIP_NR_HELO, &Conn::conn_failure, [&](Conn* c) {
+  return quiet(ctx, "helo", SMFIP_NR_HELO, &Conn::conn_failed, [&](Conn* c) {
     if (c) c->session.helo(name ? name : "");
   });
 }
@@ -206,9 +217,9 @@ sfsistat on_helo(SMFICTX* ctx, char* name) {
 // not counted as open, and pending_failure() answers for it).
 void start_message(SMFICTX* ctx, Conn* c, char** argv) {
   end_message(c);
-  c->msg_failure.clear();
+  c->msg_failed = false;
   c->refused = false;
-  if (!c->conn_failure.empty()) return;
+  if (c->conn_failed) return;
   if (g_draining) {
     // Stopping: finish what is open, take nothing new (the MTA retries).
     c->refused = true;
@@ -228,7 +239,7 @@ void start_message(SMFICTX* ctx, Conn* c, char** argv) {
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   if (Conn* c = conn_of(ctx); c && (c->proto & SMFIP_NR_MAIL))
-    return quiet(ctx, "envfrom", SMFIP_NR_MAIL, &Conn::msg_failure, [&](Conn* cc) { start_message(ctx, cc, argv); });
+    return quiet(ctx, "envfrom", SMFIP_NR_MAIL, &Conn::msg_failed, [&](Conn* cc) { start_message(ctx, cc, argv); });
   return guarded(ctx, "envfrom", [&] {
     Conn* c = conn_of(ctx);
     if (!c) return SMFIS_CONTINUE;
@@ -239,8 +250,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-  return quiet(ctx, "header", SMFIP_NR_HDR, &Conn::msg_failure, [&](Conn* c) {
-    if (!c || !c->in_message || !c->msg_failure.empty()) return;
+  return quiet(ctx, "header", SMFIP_NR_HDR, &Conn::msg_failed, [&](Conn* c) {
+    if (!c || !c->in_message || c->msg_failed) return;
     std::string_view raw = value ? value : "";
     // Without SMFIP_HDR_LEADSPC the MTA drops the space after the colon;
     // put the usual one back so simple canonicalization (RFC 6376 3.4.1)
@@ -258,15 +269,15 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-  return quiet(ctx, "eoh", SMFIP_NR_EOH, &Conn::msg_failure, [&](Conn* c) {
-    if (c && c->in_message && c->msg_failure.empty()) c->session.eoh();
+  return quiet(ctx, "eoh", SMFIP_NR_EOH, &Conn::msg_failed, [&](Conn* c) {
+    if (c && c->in_message && !c->msg_failed) c->session.eoh();
   });
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
   if (Conn* c = conn_of(ctx); c && (c->proto & SMFIP_NR_BODY)) {
-    return quiet(ctx, "body", SMFIP_NR_BODY, &Conn::msg_failure, [&](Conn* cc) {
-      if (cc->in_message && cc->msg_failure.empty() && cc->session.wants_body())
+    return quiet(ctx, "body", SMFIP_NR_BODY, &Conn::msg_failed, [&](Conn* cc) {
+      if (cc->in_message && !cc->msg_failed && cc->session.wants_body())
         cc->session.body(std::string_view(reinterpret_cast<const char*>(data), len));
     });
   }
@@ -330,7 +341,7 @@ sfsistat on_abort(SMFICTX* ctx) {
   return guarded(ctx, "abort", [&] {
     if (auto* c = conn_of(ctx)) {
       c->session.abort();
-      c->msg_failure.clear();
+      c->msg_failed = false;
       end_message(c);
     }
     return SMFIS_CONTINUE;
