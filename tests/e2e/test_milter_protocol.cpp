@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../bench/src/milter_client.hpp"
+#include "milter/eval.hpp"
 #include "support/dkim_signer.hpp"
 #include "support/milter_process.hpp"
 #include "support/nsd_server.hpp"
@@ -67,22 +68,12 @@ Result one(MilterClient& c, const Message& m, int n) {
   if (stop(c.mail({{"i", qid}, {"{mail_addr}", addr}}, m.mail_from, {}))) return out;
   if (stop(c.rcpt({{"{rcpt_addr}", "postmaster@mx.proto.example"}}, "<postmaster@mx.proto.example>"))) return out;
   if (stop(c.data({{"i", qid}}))) return out;
-  std::size_t split = m.text.find("\r\n\r\n");
-  std::string head = m.text.substr(0, split + 2), body = m.text.substr(split + 4);
-  std::size_t at = 0;
-  while (at < head.size()) {
-    std::size_t end = at;
-    do {
-      end = head.find("\r\n", end) + 2;
-    } while (end < head.size() && (head[end] == ' ' || head[end] == '\t'));
-    std::string field = head.substr(at, end - 2 - at);
-    at = end;
-    std::size_t colon = field.find(':');
-    if (stop(c.header(field.substr(0, colon), field.substr(colon + 1)))) return out;
-  }
+  const dmarc::milter::SplitMessage parts = dmarc::milter::split_message(m.text);
+  for (const auto& [name, value] : parts.headers)
+    if (stop(c.header(name, value))) return out;
   if (stop(c.eoh({{"i", qid}}))) return out;
-  for (std::size_t i = 0; i < body.size(); i += 65535) {
-    Reply r = c.body(std::string_view(body).substr(i, 65535));
+  for (std::size_t i = 0; i < parts.body.size(); i += 65535) {
+    Reply r = c.body(std::string_view(parts.body).substr(i, 65535));
     if (r.verdict == Verdict::Skip) break;
     if (stop(r)) return out;
   }
@@ -204,10 +195,9 @@ TEST_CASE("milter protocol: a message begun while stopping is refused at end of 
   CHECK(rb.text.rfind("451 4.3.2", 0) == 0);
 
   // A's message is finished normally, then the milter stops.
-  std::size_t split = text.find("\r\n\r\n");
   a->header("From", " alice@reject.example");
   a->eoh({{"i", "OPEN1"}});
-  a->body(text.substr(split + 4));
+  a->body(dmarc::milter::split_message(text).body);
   Reply ra = a->end_of_body({{"i", "OPEN1"}});
   CHECK(ra.verdict == Verdict::Accept);
   CHECK(milter.wait_log("dmarc-milter stopped"));
