@@ -6,8 +6,13 @@
 # /etc/resolv.conf for the programs it starts) points at it. The host's own
 # /etc/resolv.conf is never touched.
 #
-# Callers set: ROOT (the checkout), WORK (scratch directory), NS (namespace
-# name), CORPUS (corpus directory), BUILD (bench build directory).
+# Callers set ROOT (the checkout) and NS (namespace name) before sourcing;
+# the settings both scripts share come from the environment here.
+WORK=${BENCH_WORK:-/tmp/dmarc-bench}
+BUILD=$ROOT/build-bench
+SESSIONS=${BENCH_SESSIONS:-1500}
+SEED=${BENCH_SEED:-5}
+CORPUS=$WORK/corpus
 
 # The Debian packages the benchmark needs besides the milter's own
 # (packaging/install-deps.sh). dbconfig-no-thanks keeps opendmarc's install
@@ -272,4 +277,26 @@ start_null() {
   NULL_PID=$!
   track "$NULL_PID"
   wait_listen "$NULL_SOCK" "$NULL_PID" || { tail "$WORK/null-$kind.log" >&2; die "null-milter did not start"; }
+}
+
+# prepare - as root: packages, tools, dmarc-milter, corpus; sets BENCH and
+# MSGS (messages in the corpus).
+prepare() {
+  [ "$(id -u)" -eq 0 ] || die "run as root (network namespace, packages)"
+  mkdir -p "$WORK"
+  install_packages
+  build_tools
+  build_milter
+  make_corpus
+  BENCH=$BUILD/milter-bench
+  MSGS=$(grep -vc '^#' "$CORPUS/manifest.tsv")
+}
+
+# start_world - the namespace with NSD serving the corpus, and the milters'
+# configurations; torn down when the script exits.
+start_world() {
+  trap cleanup EXIT
+  setup_netns
+  start_nsd
+  write_configs
 }

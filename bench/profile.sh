@@ -22,28 +22,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${BENCH_WORK:-/tmp/dmarc-bench}
-BUILD=$ROOT/build-bench
-SESSIONS=${BENCH_SESSIONS:-1500}
-SEED=${BENCH_SEED:-5}
 N=${PROFILE_MESSAGES:-2000}
-CORPUS=$WORK/corpus
 NS=dmbprof$$
 . "$ROOT/bench/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || die "run as root (network namespace, packages)"
-mkdir -p "$WORK"
-install_packages
-build_tools
-build_milter
-make_corpus
-BENCH=$BUILD/milter-bench
-MSGS=$(grep -vc '^#' "$CORPUS/manifest.tsv")
+prepare
 
-trap cleanup EXIT
-setup_netns
-start_nsd
-write_configs
+start_world
 
 rm -f "$WORK"/callgrind.out*
 ip netns exec "$NS" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \

@@ -39,14 +39,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${BENCH_WORK:-/tmp/dmarc-bench}
-BUILD=$ROOT/build-bench
 SECONDS_PER_POINT=${BENCH_SECONDS:-20}
 CONCS=${BENCH_CONCURRENCY:-"1 8 32"}
-SESSIONS=${BENCH_SESSIONS:-1500}
-SEED=${BENCH_SEED:-5}
 RSS_SECONDS=${BENCH_RSS_SECONDS:-120}
-CORPUS=$WORK/corpus
 NS=dmbench$$
 . "$ROOT/bench/lib.sh"
 
@@ -114,17 +109,9 @@ if [ "${1:-}" = "--report" ]; then
   exit 0
 fi
 
-[ "$(id -u)" -eq 0 ] || die "run as root (network namespace, packages)"
-mkdir -p "$WORK"
+prepare
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
-
-install_packages
-build_tools
-build_milter
-make_corpus
-BENCH=$BUILD/milter-bench
-MSGS=$(grep -vc '^#' "$CORPUS/manifest.tsv")
 
 # busy_cpus - CPUs busy on the whole machine over 5 seconds.
 busy_cpus() {
@@ -144,10 +131,7 @@ while :; do
   waited=$((waited + 30))
 done
 
-trap cleanup EXIT
-setup_netns
-start_nsd
-write_configs
+start_world
 
 {
   echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname), $(nproc) CPUs, $(uname -r)"
