@@ -329,26 +329,12 @@ DnsAnswer ask(std::uint16_t port, const std::string& name, std::uint16_t qtype) 
   static std::uint16_t id = 0x4c00;
   const std::string q = dns_query(++id, name, qtype);
   DnsAnswer a;
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return a;
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) >= 0) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 2000) == 1) {
-      char buf[65536];
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n >= 12) {
-        std::string r(buf, static_cast<std::size_t>(n));
-        a.rcode = dns_rcode(r);
-        a.aa = (static_cast<unsigned char>(r[2]) & 0x04) != 0;
-        a.ancount = (static_cast<unsigned char>(r[6]) << 8) | static_cast<unsigned char>(r[7]);
-      }
-    }
+  const std::string r = exchange_udp(port, q, std::chrono::milliseconds(2000));
+  if (r.size() >= 12) {
+    a.rcode = dns_rcode(r);
+    a.aa = (static_cast<unsigned char>(r[2]) & 0x04) != 0;
+    a.ancount = (static_cast<unsigned char>(r[6]) << 8) | static_cast<unsigned char>(r[7]);
   }
-  close(fd);
   return a;
 }
 

@@ -45,27 +45,6 @@ namespace {
 const std::string kZones = std::string(DMARC_TEST_DATA_DIR) + "/e2e/zones";
 const std::string kKey = std::string(DMARC_TEST_DATA_DIR) + "/dkim/keys/rsa2048.pem";
 
-// Forward QUERY to the NSD on PORT and return its reply ("" on timeout).
-std::string forward(const std::string& query, std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return {};
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string reply;
-  if (sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) >= 0) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 2000) == 1) {
-      char buf[65536];
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n > 0) reply.assign(buf, static_cast<std::size_t>(n));
-    }
-  }
-  close(fd);
-  return reply;
-}
-
 // The lower-cased query name of a DNS message (RFC 1035 4.1.2), or "".
 std::string qname(const std::string& q) {
   std::string name;
@@ -103,7 +82,7 @@ struct World {
             return std::string();  // dropped: the resolver times out
           if (n == "delay.timeout.example" || (n.size() > 22 && n.substr(n.size() - 22) == ".delay.timeout.example"))
             std::this_thread::sleep_for(std::chrono::milliseconds(600));
-          return forward(q, nsd.port());
+          return exchange_udp(nsd.port(), q, std::chrono::milliseconds(2000));
         }),
         milter(base_config(proxy.port(), extra)),
         postfix(postfix_options(milter)) {}

@@ -106,6 +106,13 @@ bool valid_zone_name(const std::string& name) {
   return true;
 }
 
+bool keep_dir() {
+  const char* v = std::getenv("DMARC_TEST_KEEP_NSD");
+  return v && std::string_view(v) == "1";
+}
+
+}  // namespace
+
 // exchange_udp - send QUERY to 127.0.0.1:PORT, wait up to WAIT for a reply
 // with the same ID; "" on timeout.
 std::string exchange_udp(std::uint16_t port, const std::string& query, std::chrono::milliseconds wait) {
@@ -120,7 +127,7 @@ std::string exchange_udp(std::uint16_t port, const std::string& query, std::chro
     if (left.count() <= 0) return {};
     pollfd p{fd.get(), POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return {};
-    char buf[4096];
+    char buf[65536];
     ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
     if (n < 0) return {};  // e.g. ECONNREFUSED: nothing listening yet
     std::string reply(buf, static_cast<std::size_t>(n));
@@ -128,12 +135,6 @@ std::string exchange_udp(std::uint16_t port, const std::string& query, std::chro
   }
 }
 
-bool keep_dir() {
-  const char* v = std::getenv("DMARC_TEST_KEEP_NSD");
-  return v && std::string_view(v) == "1";
-}
-
-}  // namespace
 
 // --- raw DNS helpers -------------------------------------------------------------
 

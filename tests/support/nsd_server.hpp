@@ -145,6 +145,9 @@ std::size_t dns_question_end(const std::string& message);
 // wire form is ANSWER_RRS appended.
 std::string dns_reply(const std::string& query, int rcode, std::uint16_t flags = 0,
                       const std::string& answer_rrs = {}, std::uint16_t ancount = 0);
+// exchange_udp - send QUERY to 127.0.0.1:PORT and wait up to WAIT for the
+// reply with the same ID; "" on timeout or error.
+std::string exchange_udp(std::uint16_t port, const std::string& query, std::chrono::milliseconds wait);
 // dns_rcode / dns_id - fields of a message (-1 / 0 if too short).
 int dns_rcode(const std::string& message);
 std::uint16_t dns_id(const std::string& message);
