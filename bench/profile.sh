@@ -61,7 +61,7 @@ callgrind_annotate --inclusive=yes --threshold=100 "$DUMP" 2>/dev/null \
   | sort -k2 -u | sort -rn
 echo "what libopendkim's signature check (dkim_sig_process) calls, instructions per call:"
 callgrind_annotate --inclusive=yes --tree=calling --threshold=100 "$DUMP" 2>/dev/null \
-  | awk '/\* .*:dkim_sig_process \[/ { on = 1; next } on && !/^ *[0-9,]+ .*>/ { exit }
+  | awk '/\* .*:dkim_sig_process \[/ { on = 1; next } on && !/^ *[0-9,]+ .*>/ { on = 0; next }
          on { gsub(",", "", $1); n = $0; sub(/^.*> +\?\?\?:/, "", n); calls = n; sub(/ \(.*$/, "", n)
               sub(/^[^(]*\(/, "", calls); sub(/x\).*$/, "", calls); gsub(",", "", calls)
               if (calls > 0 && $1 / calls > 20000) printf "  %10.0f  %s (%s calls)\n", $1 / calls, n, calls }'
