@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "dmarc/adapters/cached_resolver.hpp"
+#include "dmarc/adapters/dns_budget.hpp"
 #include "dmarc/adapters/ldns_resolver.hpp"
 #include "support/nsd_server.hpp"
 
@@ -382,6 +383,40 @@ TEST_CASE("dns: a server that never answers gives TempFail after the timeout", "
   start = std::chrono::steady_clock::now();
   CHECK(twice->txt("split.dns.example").status == DnsStatus::TempFail);
   CHECK(std::chrono::steady_clock::now() - start >= 350ms);
+}
+
+TEST_CASE("dns: one time budget bounds all the lookups of a message", "[dns][ldns][budget]") {
+  BlackHoleServer hole;
+  // Each lookup alone could wait 2 x 2 s; the message's budget is 700 ms.
+  auto r = resolver_for({hole.address()}, 2000ms, 2);
+  dmarc::DnsTimeBudget budget(700ms);
+  auto start = std::chrono::steady_clock::now();
+  {
+    dmarc::DnsBudgetScope scope(budget);
+    DnsAnswer a = r->txt("split.dns.example");
+    CHECK(a.status == DnsStatus::TempFail);
+    CHECK(std::chrono::steady_clock::now() - start >= 650ms);
+    CHECK(budget.exhausted());
+    // Once spent, later lookups fail at once, without waiting or sending.
+    auto t2 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) {
+      a = r->txt("k" + std::to_string(i) + "._domainkey.dns.example");
+      CHECK(a.status == DnsStatus::TempFail);
+      CHECK(a.why == "DNS time budget of the message used up");
+    }
+    CHECK(std::chrono::steady_clock::now() - t2 < 200ms);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 1500ms);
+  // Outside the scope the resolver waits as configured again.
+  CHECK(dmarc::current_dns_budget() == nullptr);
+  // Answered lookups spend only what they waited.
+  dmarc::DnsTimeBudget fresh(5s);
+  {
+    dmarc::DnsBudgetScope scope(fresh);
+    CHECK(nsd_resolver().txt("split.dns.example").status == DnsStatus::Ok);
+  }
+  CHECK(fresh.remaining() > 4s);
+  CHECK(fresh.remaining() < 5s);
 }
 
 TEST_CASE("dns: the next nameserver is tried after a timeout or SERVFAIL", "[dns][ldns]") {
@@ -759,6 +794,40 @@ TEST_CASE("dns: the cache size is bounded (LRU eviction)", "[dns][cache]") {
     CHECK(sharded.stats().entries <= 8);
     CHECK(sharded.stats().evictions >= 192);
   }
+}
+
+TEST_CASE("dns: the cache memory is bounded, limits and upstream change in place", "[dns][cache]") {
+  FakeResolver up;
+  const std::string big(60 * 1024, 'x');  // one TXT answer of 60 KiB
+  for (int i = 0; i < 100; ++i) up.set("big" + std::to_string(i) + ".example", RRType::TXT, ok_answer({big}, 300));
+  dmarc::CachedResolverOptions o;
+  o.shards = 4;
+  o.max_entries = 65536;
+  o.max_bytes = 1u << 20;  // 1 MiB
+  CachedResolver cache(up, o);
+  for (int i = 0; i < 100; ++i) cache.txt("big" + std::to_string(i) + ".example");
+  auto st = cache.stats();
+  CHECK(st.bytes <= (1u << 20));
+  CHECK(st.entries < 20);  // 6 MB offered: far from all kept
+  CHECK(st.entries > 0);
+  CHECK(st.evictions > 0);
+  // An answer larger than a shard's share is not cached at all.
+  const std::string huge(300 * 1024, 'y');
+  up.set("huge.example", RRType::TXT, ok_answer({huge}, 300));
+  int calls = up.calls;
+  cache.txt("huge.example");
+  cache.txt("huge.example");
+  CHECK(up.calls == calls + 2);
+
+  // Smaller limits shrink the cache at once.
+  cache.set_limits(2, 1u << 20, std::chrono::seconds(3600));
+  CHECK(cache.stats().entries <= 4);  // 1 per shard (ceil(2/4))
+  // A new upstream answers the misses; cached answers stay.
+  FakeResolver other;
+  other.set("new.example", RRType::TXT, ok_answer({"from the other"}, 300));
+  cache.set_upstream(std::shared_ptr<dmarc::Resolver>(&other, [](dmarc::Resolver*) {}));
+  CHECK(cache.txt("new.example").records == std::vector<std::string>{"from the other"});
+  CHECK(other.calls == 1);
 }
 
 TEST_CASE("dns: cache options are checked and exceptions stay inside", "[dns][cache]") {

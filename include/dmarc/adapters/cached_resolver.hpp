@@ -29,8 +29,14 @@
 //
 //   The cache is split into `shards` shards by key hash, each with its own
 //   mutex and LRU list; each holds at most ceil(max_entries / shards)
-//   entries, evicting its least recently used entry to make room. Expired
-//   entries are dropped when met.
+//   entries and max_bytes / shards bytes (entry_bytes(): the texts plus a
+//   generous allowance for the list, index and string overheads), evicting
+//   its least recently used entries to make room. An answer larger than a
+//   shard's share is not cached. Expired entries are dropped when met.
+//
+//   set_upstream() and set_limits() change the resolver asked on a miss
+//   and the bounds while the cache is in use (a configuration reload keeps
+//   the cached answers: they are DNS data, whoever asked for them).
 //
 //   Concurrent misses for one key each query upstream (no request
 //   coalescing); the last answer stored wins.
@@ -47,8 +53,8 @@
 //   resolver becomes TempFail). stats() counts hits, misses, evictions
 //   (entries pushed out for room) and expirations.
 // SECURITY
-//   The entry count is bounded; the size of each entry is bounded by the
-//   wrapped resolver (one DNS message).
+//   The entry count and the memory are bounded (max_entries, max_bytes):
+//   65536 answers of up to 64 KiB each would otherwise be 4 GiB.
 #pragma once
 
 #include <chrono>
@@ -69,6 +75,7 @@ struct CachedResolverOptions {
   std::chrono::seconds min_negative_ttl{0};    // floor for NxDomain/NoData
   bool cache_negative = true;                  // cache NxDomain/NoData at all
   std::size_t max_entries = 10000;             // over all shards
+  std::size_t max_bytes = 64u << 20;           // over all shards; 0: no byte bound
   std::size_t shards = 16;
   Clock clock;                                 // empty: steady_clock::now
 };
@@ -79,6 +86,7 @@ struct CacheStats {
   std::uint64_t evictions = 0;    // removed to make room (LRU)
   std::uint64_t expirations = 0;  // removed because their TTL ran out
   std::size_t entries = 0;        // currently stored
+  std::size_t bytes = 0;          // their entry_bytes()
 };
 
 class CachedResolver final : public Resolver {
@@ -99,6 +107,10 @@ class CachedResolver final : public Resolver {
   CacheStats stats() const;
   // clear - drop every entry (counters are kept).
   void clear();
+  // set_upstream - ask UPSTREAM on misses from now on (thread-safe).
+  void set_upstream(std::shared_ptr<Resolver> upstream);
+  // set_limits - new bounds (thread-safe); shrinks at once.
+  void set_limits(std::size_t max_entries, std::size_t max_bytes, std::chrono::seconds max_ttl);
   const Options& options() const noexcept;
 
  private:

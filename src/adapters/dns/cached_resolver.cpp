@@ -44,22 +44,37 @@ struct Entry {
   Key key;
   DnsAnswer answer;
   TimePoint expires;
+  std::size_t bytes = 0;  // what it costs (entry_bytes)
 };
+
+// entry_bytes - the memory one entry takes, counted generously: the texts
+// and the fixed parts of the list node, the index node and the strings.
+std::size_t entry_bytes(const Key& key, const DnsAnswer& a) noexcept {
+  constexpr std::size_t kPerString = sizeof(std::string) + 16;  // header + allocator rounding
+  std::size_t n = sizeof(Entry) + 4 * sizeof(void*) + 2 * key.name.size() + 2 * kPerString + 64;  // list + index node
+  n += a.why.size() + kPerString;
+  for (const auto& r : a.records) n += r.size() + kPerString;
+  return n;
+}
 
 // Shard - one lock, one LRU list (front = most recent), one index.
 struct Shard {
   std::mutex mu;
   std::list<Entry> lru;
   std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index;
+  std::size_t bytes = 0;  // sum of the entries' bytes
 };
 
 }  // namespace
 
 struct CachedResolver::Impl {
+  mutable std::mutex upstream_mu;   // guards upstream (set_upstream)
   std::shared_ptr<Resolver> upstream;
   Options options;
   std::vector<Shard> shards;
-  std::size_t per_shard = 1;
+  std::atomic<std::size_t> per_shard{1};
+  std::atomic<std::size_t> per_shard_bytes{0};  // 0: no byte bound
+  std::atomic<long long> max_ttl_s{0};
   std::atomic<std::uint64_t> hits{0};
   std::atomic<std::uint64_t> misses{0};
   std::atomic<std::uint64_t> evictions{0};
@@ -70,8 +85,19 @@ struct CachedResolver::Impl {
     if (options.shards == 0) throw std::invalid_argument("DNS cache shards must be at least 1");
     if (options.max_entries == 0) throw std::invalid_argument("DNS cache size must be at least 1");
     if (!upstream) throw std::invalid_argument("DNS cache needs a resolver");
-    per_shard = (options.max_entries + options.shards - 1) / options.shards;
+    apply_limits(options.max_entries, options.max_bytes, options.max_ttl);
     if (!options.clock) options.clock = [] { return std::chrono::steady_clock::now(); };
+  }
+
+  void apply_limits(std::size_t max_entries, std::size_t max_bytes, std::chrono::seconds max_ttl) {
+    per_shard = std::max<std::size_t>(1, (max_entries + shards.size() - 1) / shards.size());
+    per_shard_bytes = max_bytes == 0 ? 0 : std::max<std::size_t>(1, max_bytes / shards.size());
+    max_ttl_s = std::max<long long>(0, max_ttl.count());
+  }
+
+  std::shared_ptr<Resolver> current_upstream() const {
+    std::lock_guard<std::mutex> lock(upstream_mu);
+    return upstream;
   }
 
   Shard& shard_for(const Key& k) { return shards[KeyHash{}(k) % shards.size()]; }
@@ -89,7 +115,7 @@ struct CachedResolver::Impl {
       case DnsStatus::TempFail:
       case DnsStatus::PermFail: return std::chrono::seconds{0};
     }
-    return std::clamp(ttl, std::chrono::seconds{0}, std::max(options.max_ttl, std::chrono::seconds{0}));
+    return std::clamp(ttl, std::chrono::seconds{0}, std::chrono::seconds{max_ttl_s.load(std::memory_order_relaxed)});
   }
 
   std::optional<DnsAnswer> lookup(const Key& key, TimePoint now) {
@@ -99,6 +125,7 @@ struct CachedResolver::Impl {
     if (it == s.index.end()) return std::nullopt;
     auto pos = it->second;
     if (now >= pos->expires) {
+      s.bytes -= pos->bytes;
       s.lru.erase(pos);
       s.index.erase(it);
       expirations.fetch_add(1, std::memory_order_relaxed);
@@ -110,21 +137,32 @@ struct CachedResolver::Impl {
     return out;
   }
 
-  void store(Key key, const DnsAnswer& answer, TimePoint expires) {
-    Shard& s = shard_for(key);
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (auto it = s.index.find(key); it != s.index.end()) {
-      it->second->answer = answer;
-      it->second->expires = expires;
-      s.lru.splice(s.lru.begin(), s.lru, it->second);
-      return;
-    }
-    while (s.lru.size() >= per_shard && !s.lru.empty()) {
+  // evict_for - make room in S for one more entry of BYTES (lock held).
+  void evict_for(Shard& s, std::size_t bytes) {
+    const std::size_t max_n = per_shard.load(std::memory_order_relaxed);
+    const std::size_t max_b = per_shard_bytes.load(std::memory_order_relaxed);
+    while (!s.lru.empty() && (s.lru.size() >= max_n || (max_b != 0 && s.bytes + bytes > max_b))) {
+      s.bytes -= s.lru.back().bytes;
       s.index.erase(s.lru.back().key);
       s.lru.pop_back();
       evictions.fetch_add(1, std::memory_order_relaxed);
     }
-    s.lru.push_front(Entry{key, answer, expires});
+  }
+
+  void store(Key key, const DnsAnswer& answer, TimePoint expires) {
+    const std::size_t bytes = entry_bytes(key, answer);
+    const std::size_t max_b = per_shard_bytes.load(std::memory_order_relaxed);
+    if (max_b != 0 && bytes > max_b) return;  // larger than a shard may hold
+    Shard& s = shard_for(key);
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (auto it = s.index.find(key); it != s.index.end()) {
+      s.bytes -= it->second->bytes;
+      s.lru.erase(it->second);
+      s.index.erase(it);
+    }
+    evict_for(s, bytes);
+    s.lru.push_front(Entry{key, answer, expires, bytes});
+    s.bytes += bytes;
     s.index.emplace(std::move(key), s.lru.begin());
   }
 
@@ -135,7 +173,7 @@ struct CachedResolver::Impl {
       return std::move(*hit);
     }
     misses.fetch_add(1, std::memory_order_relaxed);
-    DnsAnswer answer = upstream->query(name, type);
+    DnsAnswer answer = current_upstream()->query(name, type);
     const std::chrono::seconds life = lifetime(answer);
     if (life.count() > 0) {
       // The lifetime counts from when the answer arrived.
@@ -179,6 +217,7 @@ CacheStats CachedResolver::stats() const {
   for (auto& s : impl_->shards) {
     std::lock_guard<std::mutex> lock(s.mu);
     st.entries += s.lru.size();
+    st.bytes += s.bytes;
   }
   return st;
 }
@@ -188,6 +227,23 @@ void CachedResolver::clear() {
     std::lock_guard<std::mutex> lock(s.mu);
     s.index.clear();
     s.lru.clear();
+    s.bytes = 0;
+  }
+}
+
+void CachedResolver::set_upstream(std::shared_ptr<Resolver> upstream) {
+  if (!upstream) throw std::invalid_argument("DNS cache needs a resolver");
+  std::lock_guard<std::mutex> lock(impl_->upstream_mu);
+  impl_->upstream = std::move(upstream);
+}
+
+void CachedResolver::set_limits(std::size_t max_entries, std::size_t max_bytes, std::chrono::seconds max_ttl) {
+  if (max_entries == 0) throw std::invalid_argument("DNS cache size must be at least 1");
+  impl_->apply_limits(max_entries, max_bytes, max_ttl);
+  // Shrink at once rather than at the next store.
+  for (auto& s : impl_->shards) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    impl_->evict_for(s, 0);
   }
 }
 

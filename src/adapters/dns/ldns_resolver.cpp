@@ -2,6 +2,7 @@
 #include "dmarc/adapters/ldns_resolver.hpp"
 
 #include "dmarc/adapters/c_handle.hpp"
+#include "dmarc/adapters/dns_budget.hpp"
 
 #include "dmarc/core/domain.hpp"
 
@@ -188,6 +189,15 @@ bool has_soa(const ldns_pkt* pkt) {
     if (ldns_rr_get_type(ldns_rr_list_rr(auth, i)) == LDNS_RR_TYPE_SOA) return true;
   }
   return false;
+}
+
+// set_timeout - how long R waits for one answer.
+void set_timeout(ldns_resolver* r, std::chrono::milliseconds t) noexcept {
+  if (t.count() < 1) t = std::chrono::milliseconds(1);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+  ldns_resolver_set_timeout(r, tv);
 }
 
 // is_transport_error - ldns statuses that mean "no usable answer arrived";
@@ -384,10 +394,7 @@ LdnsResolverH LdnsResolver::Impl::make_handle(const Nameserver& ns) const {
   ldns_resolver_set_retry(r.get(), 1);    // our loop does the retries
   ldns_resolver_set_retrans(r.get(), 0);  // ldns would sleep() between tries
   ldns_resolver_set_edns_udp_size(r.get(), options.edns_buffer_size.value_or(0));
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(options.timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((options.timeout.count() % 1000) * 1000);
-  ldns_resolver_set_timeout(r.get(), tv);
+  set_timeout(r.get(), options.timeout);
   return r;
 }
 
@@ -435,9 +442,24 @@ LdnsResolver::Impl::Exchange LdnsResolver::Impl::exchange(HandleSet& set, const 
         ex.failure = failure(DnsStatus::TempFail, std::string("cannot build query: ") + ldns_get_errorstr_by_id(s));
         return ex;
       }
+      // The message's DNS time budget (dns_budget.hpp): wait no longer than
+      // it has left, and not at all once it is spent.
+      DnsTimeBudget* budget = current_dns_budget();
+      std::chrono::milliseconds wait = options.timeout;
+      if (budget) {
+        if (budget->exhausted()) {
+          ex.failure = failure(DnsStatus::TempFail, "DNS time budget of the message used up");
+          return ex;
+        }
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(budget->remaining());
+        wait = std::min(wait, left);
+      }
+      set_timeout(r, wait);
+      const auto sent = std::chrono::steady_clock::now();
       ldns_pkt* raw_answer = nullptr;
       s = ldns_resolver_send_pkt(&raw_answer, r, query.get());
       LdnsPkt answer(raw_answer);
+      if (budget) budget->spend(std::chrono::steady_clock::now() - sent);
       if (s != LDNS_STATUS_OK) {
         if (!is_transport_error(s)) {
           ex.failure = failure(DnsStatus::PermFail,
