@@ -19,6 +19,7 @@
 // ends); a line break ending the body is ignored.
 #include "dmarc/core/from_header.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,6 +33,7 @@ namespace dmarc {
 std::string_view to_token(FromErrorCode c) noexcept {
   switch (c) {
     case FromErrorCode::Empty: return "empty";
+    case FromErrorCode::EmptyGroup: return "empty_group";
     case FromErrorCode::TooLong: return "too_long";
     case FromErrorCode::TooManyAddresses: return "too_many_addresses";
     case FromErrorCode::UnbalancedQuote: return "unbalanced_quote";
@@ -67,9 +69,9 @@ std::vector<std::string> FromHeader::distinct_domains() const {
 
 namespace {
 
-// Comments may nest (RFC 5322 3.2.2 ccontent includes comment); nobody
-// needs this many levels, and a bound keeps the counter meaningful.
-constexpr int kMaxCommentDepth = 64;
+// Comments may nest (RFC 5322 3.2.2 ccontent includes comment). The depth
+// is a counter, not recursion, so any depth the length bound allows is read.
+constexpr std::size_t kMaxCommentDepth = kMaxFromHeaderLength;
 
 enum class Tok { Atom, Quoted, DomainLit, Special, End };
 
@@ -200,7 +202,7 @@ class Lexer {
   // ctext / quoted-pair / comment. Nesting is counted, not recursed.
   std::optional<FromError> comment() {
     const std::size_t open = i_;
-    int depth = 0;
+    std::size_t depth = 0;
     while (i_ < s_.size()) {
       char c = s_[i_];
       if (c == '(') {
@@ -404,8 +406,8 @@ class Parser {
     FromHeader h;
     if (!address_list(h.mailboxes)) return Unexpected{err_};
     // RFC 5322 3.6.2: the From field names at least one mailbox; a lone
-    // empty group ("undisclosed-recipients:;") does not.
-    if (h.mailboxes.empty()) return Unexpected{FromError{FromErrorCode::Empty, 0}};
+    // empty group ("undisclosed-recipients:;", RFC 6854 syntax) does not.
+    if (h.mailboxes.empty()) return Unexpected{FromError{saw_group_ ? FromErrorCode::EmptyGroup : FromErrorCode::Empty, 0}};
     return h;
   }
 
@@ -427,38 +429,40 @@ class Parser {
     return list(out, false);
   }
 
-  // list - "element *("," element)" for the address-list (IN_GROUP false)
-  // or the mailbox-list of a group (RFC 5322 3.4 group-list, ends at ";").
-  // RFC 5322 4.4 obs-mbox-list / obs-addr-list / obs-group-list allow empty
-  // elements (", ,", a leading or trailing comma). We refuse them on
-  // purpose: OpenDMARC crashed on them (CVE-2021-34555) and parsers
-  // disagree on what they mean.
+  // list - the address-list (IN_GROUP false, ends at End) or the
+  // mailbox-list of a group (RFC 5322 3.4 group-list, ends at ";"), with
+  // the obsolete forms RFC 5322 4.4 obliges parsers to accept:
+  //   obs-addr-list  = *([CFWS] ",") address *("," [address / CFWS])
+  //   obs-mbox-list  = *([CFWS] ",") mailbox *("," [mailbox / CFWS])
+  //   obs-group-list = 1*([CFWS] ",") [CFWS]
+  // i.e. empty elements (a leading or trailing comma, ", ,") name no
+  // mailbox and are skipped. OpenDMARC crashed on them (CVE-2021-34555);
+  // here they cannot hide a mailbox: every element that is not empty must
+  // be a whole address, and every address is returned.
   bool list(std::vector<Mailbox>& out, bool in_group) {
-    bool after_comma = false;
-    while (true) {
+    auto at_end = [&] {
       const Token& t = peek();
-      if (t.kind == Tok::Special && t.special == ',') return fail(FromErrorCode::EmptyListElement, t.offset);
-      // A group that never reaches its ";" ("g:", "g: a@b.example" above).
-      if (in_group && t.kind == Tok::End && !after_comma) return fail(FromErrorCode::Syntax, t.offset);
-      if (t.kind == Tok::End || (in_group && t.kind == Tok::Special && t.special == ';')) {
-        // A trailing comma (the callers handle a list with no element at all).
-        return fail(FromErrorCode::EmptyListElement, t.offset);
-      }
+      return t.kind == Tok::End || (in_group && t.kind == Tok::Special && t.special == ';');
+    };
+    while (true) {
+      while (at_special(',')) ++pos_;  // empty elements
+      if (at_end()) break;
       if (!address(out, in_group)) return false;
       const Token& n = peek();
       if (n.kind == Tok::Special && n.special == ',') {
         ++pos_;
-        after_comma = true;
         continue;
       }
-      if (!in_group && n.kind == Tok::End) return true;
-      if (in_group && n.kind == Tok::Special && n.special == ';') return true;
+      if (at_end()) break;
       // RFC 5322 3.4: nothing may follow an address but "," (or the ";"
       // closing its group). "user@example.net>" is OpenDMARC issue #342.
       if (n.kind == Tok::Special && n.special == '>') return fail(FromErrorCode::UnbalancedAngle, n.offset);
       if (in_group && n.kind == Tok::End) return fail(FromErrorCode::Syntax, n.offset);  // no ";"
       return fail(FromErrorCode::TrailingGarbage, n.offset);
     }
+    // A group that never reaches its ";" ("g:", "g: a@b.example,").
+    if (in_group && peek().kind == Tok::End) return fail(FromErrorCode::Syntax, peek().offset);
+    return true;
   }
 
   // address - RFC 5322 3.4 address = mailbox / group; mailbox = name-addr /
@@ -486,7 +490,8 @@ class Parser {
       std::string ignored;
       if (!display_name(first, last, ignored)) return false;
       ++pos_;
-      if (!at_special(';') && !list(out, true)) return false;
+      if (!list(out, true)) return false;
+      saw_group_ = true;
       ++pos_;  // the ";" (list() returned true only on it)
       return true;
     }
@@ -668,6 +673,7 @@ class Parser {
 
   std::vector<Token> toks_;
   std::size_t pos_ = 0;
+  bool saw_group_ = false;
   FromError err_{FromErrorCode::Syntax, 0};
 };
 
@@ -687,6 +693,50 @@ Expected<FromHeader, FromError> parse_from_header(std::string_view field_body) {
   std::vector<Token> toks;
   if (auto e = Lexer(field_body).run(toks)) return Unexpected{*e};
   return Parser(std::move(toks)).run();
+}
+
+namespace {
+// is_domain_char - what a reader takes for part of a domain name: letters,
+// digits, "-", "_" and UTF-8 (U-labels). "a@evil.example!x" names
+// evil.example to a reader, not nothing.
+bool is_domain_char(char c) noexcept {
+  auto u = static_cast<unsigned char>(c);
+  return u >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+}  // namespace
+
+// lenient_from_domains - see the header. A byte scan, independent of the
+// grammar, so that no shape of broken field can keep a domain from it.
+std::vector<std::string> lenient_from_domains(std::string_view s) {
+  std::vector<std::string> out;
+  if (s.size() > kMaxFromHeaderLength) s = s.substr(0, kMaxFromHeaderLength);
+  auto skip_space = [&](std::size_t i) {
+    while (i < s.size() && (is_wsp(s[i]) || s[i] == '\r' || s[i] == '\n')) ++i;
+    return i;
+  };
+  for (std::size_t at = s.find('@'); at != std::string_view::npos && out.size() < kMaxFromAddresses;
+       at = s.find('@', at + 1)) {
+    // obs-domain = atom *("." atom), CFWS allowed around the dots; a
+    // quoted-pair's backslash ends it (a\@b is no address).
+    std::string raw;
+    std::size_t i = skip_space(at + 1);
+    while (i < s.size() && is_domain_char(s[i])) {
+      std::size_t start = i;
+      while (i < s.size() && is_domain_char(s[i])) ++i;
+      raw.append(s.substr(start, i - start));
+      std::size_t j = skip_space(i);
+      if (j >= s.size() || s[j] != '.') break;
+      raw.push_back('.');
+      i = skip_space(j + 1);
+    }
+    // A domain cannot end in a dot; "a@example.com." still names example.com.
+    while (!raw.empty() && raw.back() == '.') raw.pop_back();
+    auto d = normalize_domain(raw);
+    if (!d) continue;
+    if (std::find(out.begin(), out.end(), *d) == out.end()) out.push_back(std::move(*d));
+  }
+  return out;
 }
 
 }  // namespace dmarc
