@@ -151,7 +151,11 @@ DomainCheck check_domain(Resolver& resolver, const std::string& domain, DmarcMod
   if (!c.org_psl.empty() && !c.org_tree_walk.empty() && c.org_psl != c.org_tree_walk)
     add(c, CheckSeverity::Info, "the organizational domain differs between RFC 9989 (" + c.org_tree_walk + ") and RFC 7489 (" + c.org_psl + "); alignment results may differ between receivers");
 
-  check_destinations(resolver, c, rec, c.failing.record_domain, c.failing.org_domain, mode, psl);
+  // The author's organizational domain under the mode in use (evaluate_dmarc
+  // finds it only when an identifier needs it).
+  std::string org = mode == DmarcMode::Rfc7489 ? c.org_psl : c.org_tree_walk;
+  if (org.empty()) org = c.failing.record_domain;
+  check_destinations(resolver, c, rec, c.failing.record_domain, org, mode, psl);
   return c;
 }
 

@@ -50,9 +50,13 @@ std::optional<ForwarderMatch> ForwarderList::match(Resolver& resolver, std::stri
     }
   }
   for (const auto& sig : dkim) {
-    if (sig.result != AuthResult::Pass) continue;
+    if (sig.result != AuthResult::Pass || dkim_.empty()) continue;
+    // d= as the signer wrote it: domain names compare case-insensitively
+    // (RFC 6376 3.5 d= is a domain name; RFC 4343).
+    auto d_norm = normalize_domain(sig.domain);
+    if (!d_norm) continue;
     for (const auto& d : dkim_) {
-      if (name_matches(sig.domain, d)) return ForwarderMatch{ForwarderMatch::Kind::Dkim, "dkim:" + d, sig.domain};
+      if (name_matches(*d_norm, d)) return ForwarderMatch{ForwarderMatch::Kind::Dkim, "dkim:" + d, *d_norm};
     }
   }
   if (!ip || hosts_.empty()) return std::nullopt;

@@ -98,6 +98,19 @@ TEST_CASE("policy: t=y applies the next lower policy (RFC 9989 4.7)", "[policy]"
   CHECK(v.overrides[0] == OverrideReason::PolicyTestMode);
   v = evaluate_dmarc(dns, msg("example.net"), {});
   CHECK(v.disposition == Disposition::None);
+  // t= is an RFC 9989 tag: RFC 7489 receivers ignore it.
+  EvaluationOptions o;
+  o.mode = DmarcMode::Rfc7489;
+  o.psl = &psl();
+  v = evaluate_dmarc(dns, msg("example.org"), o);
+  CHECK(v.disposition == Disposition::Reject);
+  CHECK(v.overrides.empty());
+  // policy.dmarc (policy_disposition) is the policy after t=, also for a pass.
+  v = evaluate_dmarc(dns, msg("example.org", spf_pass("example.org")), {});
+  CHECK(v.result == DmarcResult::Pass);
+  CHECK(v.policy_disposition == Disposition::Quarantine);
+  CHECK(v.requested_disposition == Disposition::None);
+  CHECK(v.disposition == Disposition::None);
 }
 
 TEST_CASE("policy: pct sampling only in RFC 7489 mode, with an injected random source", "[policy]") {
@@ -176,12 +189,29 @@ TEST_CASE("errors: temperror and permerror", "[errors]") {
   CHECK(v.result == DmarcResult::TempError);
   CHECK(v.disposition == Disposition::None);
 
-  // A failure above the record that decides the org domain is also a temperror.
+  // A failure above the policy record only matters when relaxed alignment
+  // needs the author's organizational domain: not for an exact match, not
+  // without identifiers, not for an identifier under another TLD.
   StaticResolver dns2;
   dns2.add_txt("_dmarc.mail.example.org", "v=DMARC1; p=reject");
   dns2.fail("_dmarc.example.org");
   v = evaluate_dmarc(dns2, msg("mail.example.org"), {});
+  CHECK(v.result == DmarcResult::Fail);
+  CHECK(v.disposition == Disposition::Reject);
+  v = evaluate_dmarc(dns2, msg("mail.example.org", spf_pass("mail.example.org")), {});
+  CHECK(v.result == DmarcResult::Pass);
+  v = evaluate_dmarc(dns2, msg("mail.example.org", spf_pass("example.net"), {dkim_pass("mail.example.org")}), {});
+  CHECK(v.result == DmarcResult::Pass);
+  v = evaluate_dmarc(dns2, msg("mail.example.org", spf_pass("mail.example.com")), {});
+  CHECK(v.result == DmarcResult::Fail);
+  // ... but a relaxed candidate under the same TLD cannot be decided.
+  v = evaluate_dmarc(dns2, msg("mail.example.org", spf_pass("bounce.example.org")), {});
   CHECK(v.result == DmarcResult::TempError);
+  CHECK(v.spf_alignment == Alignment::TempError);
+  CHECK(v.disposition == Disposition::None);
+  // An exact DKIM pass beside it still passes.
+  v = evaluate_dmarc(dns2, msg("mail.example.org", spf_pass("bounce.example.org"), {dkim_pass("mail.example.org")}), {});
+  CHECK(v.result == DmarcResult::Pass);
 
   StaticResolver dns3;
   dns3.add_txt("_dmarc.example.org", "v=DMARC1; p=bogus");
@@ -219,4 +249,79 @@ TEST_CASE("override: a local override records its RFC 9990 reason", "[policy]") 
   apply_override(v, OverrideReason::TrustedForwarder);
   CHECK(v.disposition == Disposition::None);
   CHECK(to_token(v.overrides.back()) == "trusted_forwarder");
+}
+
+TEST_CASE("errors: a temporary SPF or DKIM failure for an identifier that would align is temperror", "[errors]") {
+  // RFC 9989: a DNS error is neither pass nor fail; RFC 8601 temperror.
+  StaticResolver dns;
+  dns.add_txt("_dmarc.example.org", "v=DMARC1; p=reject");
+  dns.add_txt("_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s");
+  const SpfInput spf_temp{AuthResult::TempError, "example.org", SpfScope::MailFrom};
+  const SpfInput spf_temp_sub{AuthResult::TempError, "bounce.example.org", SpfScope::MailFrom};
+  const SpfInput spf_temp_other{AuthResult::TempError, "example.net", SpfScope::MailFrom};
+  const DkimInput dkim_temp{AuthResult::TempError, "example.org", "s1"};
+  const DkimInput dkim_temp_sub{AuthResult::TempError, "mail.example.org", "s1"};
+  const DkimInput dkim_temp_other{AuthResult::TempError, "esp.example", "s1"};
+  const DkimInput dkim_fail{AuthResult::Fail, "example.org", "s1"};
+
+  // SPF: exact and relaxed aligned MAIL FROM domain.
+  auto v = evaluate_dmarc(dns, msg("example.org", spf_temp), {});
+  CHECK(v.result == DmarcResult::TempError);
+  CHECK(v.spf_alignment == Alignment::TempError);
+  CHECK(v.disposition == Disposition::None);
+  v = evaluate_dmarc(dns, msg("example.org", spf_temp_sub), {});
+  CHECK(v.result == DmarcResult::TempError);
+  // DKIM: the key lookup of an aligned d= timed out.
+  v = evaluate_dmarc(dns, msg("example.org", {}, {dkim_temp}), {});
+  CHECK(v.result == DmarcResult::TempError);
+  CHECK(v.dkim_alignment == Alignment::TempError);
+  v = evaluate_dmarc(dns, msg("example.org", {}, {dkim_fail, dkim_temp_sub}), {});
+  CHECK(v.result == DmarcResult::TempError);
+  // Temperrors for identifiers that could never align change nothing.
+  v = evaluate_dmarc(dns, msg("example.org", spf_temp_other, {dkim_temp_other}), {});
+  CHECK(v.result == DmarcResult::Fail);
+  CHECK(v.disposition == Disposition::Reject);
+  // Strict alignment: only the exact domain could align.
+  v = evaluate_dmarc(dns, msg("strict.example", SpfInput{AuthResult::TempError, "a.strict.example", SpfScope::MailFrom},
+                              {DkimInput{AuthResult::TempError, "a.strict.example", "s"}}),
+                     {});
+  CHECK(v.result == DmarcResult::Fail);
+  v = evaluate_dmarc(dns, msg("strict.example", {}, {DkimInput{AuthResult::TempError, "strict.example", "s"}}), {});
+  CHECK(v.result == DmarcResult::TempError);
+  // Another aligned pass decides: pass.
+  v = evaluate_dmarc(dns, msg("example.org", spf_temp, {dkim_pass("example.org")}), {});
+  CHECK(v.result == DmarcResult::Pass);
+  v = evaluate_dmarc(dns, msg("example.org", spf_pass("example.org"), {dkim_temp}), {});
+  CHECK(v.result == DmarcResult::Pass);
+  // RFC 7489 mode too (PSL organizational domain).
+  EvaluationOptions o;
+  o.mode = DmarcMode::Rfc7489;
+  o.psl = &psl();
+  v = evaluate_dmarc(dns, msg("example.org", spf_temp_sub), o);
+  CHECK(v.result == DmarcResult::TempError);
+  v = evaluate_dmarc(dns, msg("example.org", spf_temp_other, {dkim_temp_other}), o);
+  CHECK(v.result == DmarcResult::Fail);
+}
+
+TEST_CASE("walk: no organizational-domain walk for exact matches or unrelated identifiers", "[walk]") {
+  StaticResolver dns;
+  dns.add_txt("_dmarc.mail.example.org", "v=DMARC1; p=reject");
+  auto txt_queries = [&] {
+    std::size_t n = 0;
+    for (auto& q : dns.queries())
+      if (q.second == RRType::TXT) ++n;
+    return n;
+  };
+  auto v = evaluate_dmarc(dns, msg("mail.example.org", spf_pass("mail.example.org"), {dkim_pass("mail.example.org")}), {});
+  CHECK(v.result == DmarcResult::Pass);
+  CHECK(txt_queries() == 1);  // _dmarc.mail.example.org only
+  CHECK(v.org_domain.empty());
+  dns.clear_log();
+  v = evaluate_dmarc(dns, msg("mail.example.org", spf_pass("esp.example.net")), {});
+  CHECK(v.result == DmarcResult::Fail);
+  CHECK(txt_queries() == 1);
+  dns.clear_log();
+  v = evaluate_dmarc(dns, msg("mail.example.org", spf_pass("bounce.example.org")), {});
+  CHECK(txt_queries() > 1);
+  CHECK(v.org_domain == "mail.example.org");
 }

@@ -11,19 +11,31 @@
 //   decides, through the Resolver only:
 //     result       pass | fail | none | temperror | permerror
 //     policy       which tag applied (p, sp or np) and its value
-//     disposition  what the publisher asks for this message after t=y and
-//                  (RFC 7489 mode) pct sampling; local overrides (trusted
-//                  forwarders, ...) are the caller's, added with
-//                  apply_override().
+//     requested_disposition
+//                  what the publisher asks for this message after t=y
+//                  (RFC 9989 mode) and pct sampling (RFC 7489 mode)
+//     disposition  what is applied: the requested disposition until a
+//                  local override (trusted forwarder, RejectFailures no,
+//                  ...) is added by the caller with apply_override()
 //   The function does no I/O of its own and never throws except bad_alloc.
 // NOTES
 //   - Alignment (RFC 9989 4.4.1, 4.4.2): strict needs identical domains;
 //     relaxed needs equal Organizational Domains, each found by its own
-//     tree walk (or the PSL in RFC 7489 mode).
+//     tree walk (or the PSL in RFC 7489 mode). An identifier equal to the
+//     author domain aligns without any further DNS query: the author's
+//     Organizational Domain is walked for only when an identifier that
+//     differs from it could align relaxed (same last label), so a DNS
+//     failure above the policy record cannot spoil an exact match.
 //   - Non-existent author domain (np, RFC 9989 4.7): an A query answered
 //     NXDOMAIN. Only in RFC 9989 mode; a DNS failure counts as existing.
 //   - A temporary DNS failure anywhere that could change the outcome gives
-//     temperror; invalid records only (and no valid one) give permerror.
+//     temperror, never fail (RFC 9989: a DNS error is neither pass nor
+//     fail; RFC 8601 2.7.1): policy discovery, the Organizational Domain
+//     of an identifier that might align, and an SPF or DKIM temperror for
+//     an identifier that would have aligned (the key lookup of a d= under
+//     the author's Organizational Domain timed out), when nothing else
+//     gives an aligned pass. Invalid records only (and no valid one) give
+//     permerror.
 #pragma once
 
 #include <functional>
@@ -90,17 +102,40 @@ std::string_view to_token(Disposition d) noexcept;
 enum class OverrideReason { Forwarded, SampledOut, TrustedForwarder, MailingList, LocalPolicy, PolicyTestMode, Other };
 std::string_view to_token(OverrideReason r) noexcept;
 
+// One reason the applied disposition differs from the published policy,
+// with its comment (RFC 7489 appendix C / RFC 9990 PolicyOverrideReason).
+struct PolicyOverride {
+  OverrideReason reason = OverrideReason::Other;
+  std::string comment;
+  bool operator==(OverrideReason r) const noexcept { return reason == r; }
+};
+inline std::string_view to_token(const PolicyOverride& o) noexcept { return to_token(o.reason); }
+
+// How the policy record was found (RFC 9990 discovery_method).
+enum class DiscoveryMethod { TreeWalk, Psl };
+std::string_view to_token(DiscoveryMethod m) noexcept;  // "treewalk", "psl"
+
 struct Verdict {
   DmarcResult result = DmarcResult::None;
   std::string author_domain;
-  std::string org_domain;       // of the author domain
+  std::string org_domain;       // of the author domain, when it was needed (relaxed alignment)
   std::string record_domain;    // where the applicable record was found
+  DiscoveryMethod discovery = DiscoveryMethod::TreeWalk;
   std::optional<DmarcRecord> record;
   std::vector<LookupStep> steps;  // policy discovery queries, in order
   PolicySource policy_source = PolicySource::None;
   Policy requested = Policy::None;  // value of the tag that applied
+  // What the policy asks for this message after t= and pct: the
+  // policy.dmarc of RFC 8601 (IANA: "evaluated DMARC policy applied/to be
+  // applied after policy options ... have been processed"). For a pass it
+  // is what a failure would have got.
+  Disposition policy_disposition = Disposition::None;
+  // What the publisher asks for this message: policy_disposition for a
+  // failure, none for a pass (RFC 9989 5.3).
+  Disposition requested_disposition = Disposition::None;
+  // What is applied after local overrides (apply_override).
   Disposition disposition = Disposition::None;
-  std::vector<OverrideReason> overrides;
+  std::vector<PolicyOverride> overrides;
   Alignment spf_alignment = Alignment::None;
   Alignment dkim_alignment = Alignment::None;
   std::string spf_domain;
@@ -119,7 +154,8 @@ Disposition lower_disposition(Disposition d) noexcept;
 Disposition to_disposition(Policy p) noexcept;
 
 // apply_override - a local decision (trusted forwarder, local policy...)
-// sets the disposition to none and records the reason (RFC 9990).
-void apply_override(Verdict& v, OverrideReason reason);
+// sets the applied disposition to none and records the reason with its
+// comment (RFC 9990).
+void apply_override(Verdict& v, OverrideReason reason, std::string comment = {});
 
 }  // namespace dmarc
