@@ -77,6 +77,7 @@ int run_eval(std::shared_ptr<const Engine> engine, const EvalInput& in) {
   s.connect("", in.ip);
   s.helo(in.helo);
   s.envfrom(in.mail_from, in.auth, "EVAL");
+  for (const auto& r : in.rcpt) s.rcpt(r);
   for (const auto& [name, value] : m.headers) s.header(name, value);
   s.eoh();
   // Feed the body in chunks as an MTA would (libmilter: up to 64 KiB).

@@ -1,18 +1,21 @@
 // NAME
 //   session - one SMTP connection as the milter sees it, without libmilter
 // DESCRIPTION
-//   Session holds the per-connection state (client, HELO) and the
-//   per-message state (envelope, From and Authentication-Results fields,
-//   SPF result, the streaming DKIM verifier) and turns them, at end of
-//   message, into an Outcome: the action, the header edits and the log
-//   line. The libmilter callbacks (milter.cpp) and the offline --eval
-//   path (eval.cpp) both drive this class, so they behave the same.
+//   Session gathers the facts of each message as the MTA delivers them
+//   (client, HELO, envelope, From and Authentication-Results fields,
+//   header counts, the SPF result, the streaming DKIM verifier) and at end
+//   of message hands them to the core's decide() (dmarc/core/decide.hpp),
+//   which makes the whole decision. The Outcome adds the header edits
+//   (forged Authentication-Results to remove). The libmilter callbacks
+//   (milter.cpp) and the offline --eval path (eval.cpp) both drive this
+//   class, so they behave the same.
 //
 //   Order of the steps, as the MTA calls them:
-//     connect -> helo* -> (envfrom -> header* -> eoh -> body* -> eom | abort)*
+//     connect -> helo* -> (envfrom -> rcpt* -> header* -> eoh -> body* -> eom | abort)*
 //   SPF is checked at envfrom (RFC 7208 2.4: MAIL FROM, or HELO for the
 //   null reverse-path); DKIM is fed as data arrives; DMARC is decided at
-//   eom, when every input exists.
+//   eom, when every input exists. All the DNS lookups of one message share
+//   one time budget (DNSMessageTimeout, dmarc/adapters/dns_budget.hpp).
 // ERRORS
 //   Methods may throw (std::bad_alloc, or a bug); the glue catches and
 //   applies InternalErrorAction. Bad input is never an exception.
@@ -25,7 +28,9 @@
 #include <vector>
 
 #include "dmarc/adapters/dkim.hpp"
+#include "dmarc/adapters/dns_budget.hpp"
 #include "dmarc/adapters/spf.hpp"
+#include "dmarc/core/decide.hpp"
 #include "dmarc/core/evaluate.hpp"
 #include "dmarc/core/forwarders.hpp"
 #include "dmarc/core/message_policy.hpp"
@@ -39,18 +44,12 @@ struct HeaderEdit {
   int index = 0;
 };
 
-struct Outcome {
-  MessageDecision decision;
-  bool checked = false;                    // false: client not checked (ignored, authenticated)
-  std::string skip_reason;                 // "ignored_host", "authenticated", "no_client_ip"...
+// Outcome - the core's verdict, and what the MTA glue needs besides.
+struct Outcome : MessageVerdict {
+  MessageFacts facts;                      // what the verdict was made from
   std::vector<HeaderEdit> deletions;       // forged A-R fields, highest index first
-  std::optional<std::string> ar_value;     // our Authentication-Results field body
-  std::optional<std::pair<std::string, std::string>> quarantine_header;  // name, value
   std::optional<SpfCheckResult> spf;
   std::vector<DkimSignatureResult> dkim;
-  std::vector<Verdict> verdicts;           // one per author domain
-  std::optional<ForwarderMatch> forwarder;
-  std::string log_line;                    // one line: qid= ip= from= spf= dkim= dmarc= ...
 };
 
 class Session {
@@ -71,6 +70,8 @@ class Session {
   // envfrom - ADDR without angle brackets ("" for <>); AUTH_AUTHEN the
   // SMTP-AUTH login ({auth_authen}), empty when none.
   void envfrom(std::string_view addr, std::string_view auth_authen, std::string_view queue_id = {});
+  // rcpt - one RCPT TO address without angle brackets.
+  void rcpt(std::string_view addr);
   void header(std::string_view name, std::string_view value);
   void eoh();
   void body(std::string_view chunk);
@@ -87,6 +88,8 @@ class Session {
   void reset_message();
   void ensure_dkim();
 
+  static constexpr std::size_t kMaxRcpts = 1000;
+
   std::shared_ptr<const Engine> engine_;
   std::shared_ptr<const Engine> spf_engine_;  // the engine spf_ was made for
   std::unique_ptr<SpfVerifier> spf_;
@@ -96,10 +99,9 @@ class Session {
   // message
   bool in_message_ = false;
   bool checked_ = true;
-  std::string skip_reason_;
-  std::string mail_from_;
+  MessageFacts facts_;
+  DnsTimeBudget dns_budget_{std::chrono::seconds(0)};
   std::optional<SpfCheckResult> spf_result_;
-  std::vector<std::string> from_fields_;
   std::size_t ar_count_ = 0;
   std::vector<int> forged_ar_;
   std::size_t dkim_signature_fields_ = 0;
@@ -110,13 +112,8 @@ class Session {
   std::vector<std::pair<std::string, std::string>> pending_headers_;
   std::size_t pending_bytes_ = 0;
   std::string job_id_;
-  // RFC 5322 3.6 counts: From, Date, To, Cc, Subject, Sender, Reply-To, Message-ID
-  int counts_[8] = {};
-  std::size_t header_bytes_ = 0;
 };
 
-// sanitize_log - untrusted text for a log line: printable ASCII, no
-// spaces or '=' (so fields stay parseable), capped at MAX bytes.
-std::string sanitize_log(std::string_view text, std::size_t max = 128);
+using dmarc::sanitize_log;
 
 }  // namespace dmarc::milter

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "dmarc/config/config.hpp"
+#include "dmarc/core/from_header.hpp"
 #include "engine.hpp"
 #include "eval.hpp"
 #include "session.hpp"
@@ -139,13 +140,22 @@ TEST_CASE("session: forged Authentication-Results with our authserv-id are remov
   m.headers.insert(m.headers.begin(), {"Authentication-Results", " mx.test.example; dmarc=pass"});
   m.headers.push_back({"Authentication-Results", " MX.TEST.EXAMPLE; dkim=pass"});
   m.headers.push_back({"Authentication-Results", " mx2.test.example; dkim=pass"});
-  Outcome o = run(engine("TrustedAuthservIDs mx2.test.example\n"), m);
+  Outcome o = run(engine("OwnAuthservIDs mx2.test.example\n"), m);
   REQUIRE(o.deletions.size() == 3);
   CHECK(o.deletions[0].index == 4);
   CHECK(o.deletions[1].index == 3);
   CHECK(o.deletions[2].index == 1);
   CHECK(o.deletions[0].name == "Authentication-Results");
   CHECK(has(o.log_line, "removed_ar=3"));
+  // OpenDMARC's TrustedAuthservIDs names ids whose results OpenDMARC
+  // trusts: read with a warning that says so, and those fields are kept.
+  auto cfg = parse_config("AuthservID mx.test.example\nTrustedAuthservIDs mx2.test.example\n", "opendmarc.conf");
+  REQUIRE(cfg);
+  REQUIRE(cfg->warnings.size() == 1);
+  CHECK(cfg->warnings[0].str().rfind("opendmarc.conf:2: OpenDMARC key 'TrustedAuthservIDs' ignored: ", 0) == 0);
+  CHECK(has(cfg->warnings[0].str(), "OwnAuthservIDs"));
+  o = run(engine("TrustedAuthservIDs mx2.test.example\n"), m);
+  CHECK(o.deletions.size() == 2);
 }
 
 TEST_CASE("session: missing, unreadable and several From fields", "[session][badinput]") {
@@ -159,14 +169,43 @@ TEST_CASE("session: missing, unreadable and several From fields", "[session][bad
   o = run(engine("BadFromAction accept\n"), m);
   CHECK(o.decision.action == Action::Accept);
 
-  m.headers = {{"From", " alice@reject.example>"}};  // OpenDMARC #342
+  // A field that does not parse is read for every domain in it: OpenDMARC
+  // #342's stray ">" no longer costs legitimate mail, and a spoof in it
+  // meets the policy.
+  m.headers = {{"From", " alice@reject.example>"}};
   o = run(e, m);
-  CHECK(o.decision.reason == "bad_from");
-  CHECK(o.decision.action == Action::Reject);
+  CHECK(o.decision.action == Action::Accept);  // SPF-aligned, from reject.example's network
+  CHECK(has(o.log_line, "from=reject.example"));
+  CHECK(has(o.log_line, "from_note=malformed:unbalanced_angle"));
+  Msg spoof = m;
+  spoof.ip = "203.0.113.5";
+  CHECK(run(e, spoof).decision.action == Action::Reject);
   m.headers = {{"From", std::string(" alice@reject.example\0evil", 26)}};
-  CHECK(run(e, m).decision.reason == "bad_from");
+  CHECK(has(run(e, m).log_line, "from=reject.example"));
+  spoof.headers = m.headers;
+  CHECK(run(e, spoof).decision.reason == "dmarc_reject");
+  // Long but valid (under kMaxFromHeaderLength), and over it.
   m.headers = {{"From", " " + std::string(20000, 'a') + "@reject.example"}};
+  CHECK(run(e, m).decision.action == Action::Accept);
+  m.headers = {{"From", " " + std::string(kMaxFromHeaderLength, 'a') + "@reject.example"}};
+  CHECK(run(e, m).decision.reason == "bad_from");  // the domain lies beyond what is read
+  m.headers = {{"From", " no address here"}};
   CHECK(run(e, m).decision.reason == "bad_from");
+  // The sloppy mailers of issue 12, for a domain without DMARC and one with.
+  for (std::string f : {" Smith, John <j@nodmarc.example>", " user@nodmarc.example <user@nodmarc.example>",
+                        " \"Name\" user@nodmarc.example"}) {
+    CAPTURE(f);
+    m.headers = {{"From", f}};
+    o = run(e, m);
+    CHECK(o.decision.action == Action::Accept);
+    CHECK(o.decision.reason.empty());
+  }
+  m.headers = {{"From", " undisclosed-recipients:;"}};
+  o = run(e, m);
+  CHECK(o.decision.action == Action::Accept);
+  CHECK(o.decision.reason == "no_author_domain");
+  spoof.headers = {{"From", " Smith, John <j@reject.example>"}};
+  CHECK(run(e, spoof).decision.action == Action::Reject);
 
   // Two domains: each is checked, the strictest wins (CVE-2019-16378).
   m.ip = "203.0.113.5";
@@ -271,6 +310,27 @@ TEST_CASE("session: a message aborted half-way leaves nothing behind", "[session
   CHECK(o.deletions.empty());
   REQUIRE(o.verdicts.size() == 1);
   CHECK(o.verdicts[0].author_domain == "none.example");
+}
+
+TEST_CASE("session: RCPT TO addresses reach the facts; eom always resets", "[session]") {
+  auto e = engine();
+  Session s(e);
+  s.connect("c", "192.0.2.10");
+  s.helo("mail.reject.example");
+  s.envfrom("alice@reject.example", "", "Q1");
+  s.rcpt("bob@rcpt.example");
+  s.rcpt("carol@other.example");
+  s.header("From", " alice@reject.example");
+  s.eoh();
+  Outcome o = s.eom("Q1");
+  CHECK(o.facts.rcpt_to == std::vector<std::string>{"bob@rcpt.example", "carol@other.example"});
+  CHECK(o.facts.mail_from == "alice@reject.example");
+  CHECK(o.facts.queue_id == "Q1");
+  // The next message starts with none of it.
+  s.envfrom("alice@reject.example", "", "Q2");
+  s.header("From", " alice@reject.example");
+  o = s.eom("Q2");
+  CHECK(o.facts.rcpt_to.empty());
 }
 
 TEST_CASE("eval: split_message reads headers, folding and body", "[eval]") {
