@@ -3,6 +3,9 @@
 
 #include <syslog.h>
 
+#include <mutex>
+
+#include <spdlog/sinks/dist_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 
@@ -29,19 +32,36 @@ spdlog::level::level_enum level_of(const std::string& l) {
 }  // namespace
 
 void setup_logging(const Config& config, bool force_stderr) {
-  std::shared_ptr<spdlog::logger> logger;
+  // One logger for the life of the process, set as spdlog's default once
+  // (at start, before any other thread logs): spdlog::set_default_logger
+  // is not safe while other threads log through the default logger. A
+  // reload only changes what is behind it: the sink list of a dist_sink
+  // (swapped under the sink's own mutex, which every log call takes) and
+  // the level (an atomic). Worker threads may log all the while.
+  static std::mutex mu;
+  static std::shared_ptr<spdlog::sinks::dist_sink_mt> dist;
+  static std::shared_ptr<spdlog::logger> logger;
+  std::lock_guard<std::mutex> lock(mu);
+
+  spdlog::sink_ptr sink;
   if (config.syslog && !force_stderr) {
-    auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("dmarc-milter", LOG_PID, facility_of(config.syslog_facility),
-                                                                false);
-    logger = std::make_shared<spdlog::logger>("dmarc-milter", sink);
+    sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("dmarc-milter", LOG_PID, facility_of(config.syslog_facility), false);
+    sink->set_pattern("%v");
   } else {
-    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    logger = std::make_shared<spdlog::logger>("dmarc-milter", sink);
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e dmarc-milter[%P]: %l: %v");
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e dmarc-milter[%P]: %l: %v");
   }
+  if (!logger) {
+    dist = std::make_shared<spdlog::sinks::dist_sink_mt>();
+    dist->set_sinks({sink});
+    logger = std::make_shared<spdlog::logger>("dmarc-milter", dist);
+    logger->flush_on(spdlog::level::info);
+    logger->set_level(level_of(config.log_level));
+    spdlog::set_default_logger(logger);
+    return;
+  }
+  dist->set_sinks({sink});
   logger->set_level(level_of(config.log_level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
 }
 
 }  // namespace dmarc::milter
