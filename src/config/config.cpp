@@ -23,8 +23,12 @@ const std::vector<SettingSpec>& settings_table() {
        "Empty: the nameservers in /etc/resolv.conf.", {}, 0, 0},
       {"DNSTimeout", T::Integer, "5", "Seconds to wait for one DNS answer before retrying.", {}, 1, 60},
       {"DNSRetries", T::Integer, "2", "How many times a DNS query is sent before it is a temporary error.", {}, 1, 10},
+      {"DNSMessageTimeout", T::Integer, "30",
+       "Seconds all the DNS lookups of one message may take together (SPF, DKIM keys, DMARC, forwarders); "
+       "what is left unanswered then is a temporary error.", {}, 1, 600},
       {"DNSCacheSize", T::Integer, "65536",
        "Maximum number of DNS answers kept in the cache (0 disables the cache).", {}, 0, 10000000},
+      {"DNSCacheMemory", T::Integer, "64", "Maximum memory the DNS cache may use, in MiB.", {}, 1, 65536},
       {"DNSCacheMaxTTL", T::Integer, "3600", "Longest time in seconds an answer stays in the cache.", {}, 0, 604800},
       // --- DMARC
       {"DMARCMode", T::Choice, "rfc9989",
@@ -49,9 +53,9 @@ const std::vector<SettingSpec>& settings_table() {
       // --- Authentication-Results
       {"AuthservID", T::String, "",
        "authserv-id of the Authentication-Results header fields added. Empty: this host's name.", {}, 0, 0},
-      {"TrustedAuthservIDs", T::List, "",
-       "More authserv-ids that belong to this site (other MTAs of a fleet). Incoming header fields carrying them "
-       "or AuthservID are forged and removed; their results are never trusted.", {}, 0, 0},
+      {"OwnAuthservIDs", T::List, "",
+       "More authserv-ids that belong to this site (other MTAs of a fleet). Incoming Authentication-Results "
+       "fields carrying them or AuthservID are forged and removed.", {}, 0, 0},
       // --- who is checked
       {"IgnoreHosts", T::List, "127.0.0.1, ::1",
        "Clients (IP addresses or CIDR networks, or files listing them) whose mail is not checked.", {}, 0, 0},
@@ -86,7 +90,11 @@ const std::vector<SettingSpec>& settings_table() {
        {"tempfail", "accept"}, 0, 0},
       // --- DKIM
       {"DKIMMinimumKeyBits", T::Integer, "1024", "RSA keys shorter than this never pass (RFC 8301 3.2).", {}, 1024, 16384},
-      {"DKIMMaxSignatures", T::Integer, "10", "Most DKIM signatures verified per message.", {}, 1, 64},
+      {"DKIMMaxSignatures", T::Integer, "10",
+       "Most DKIM signatures verified per message, and listed in Authentication-Results and the log.", {}, 1, 64},
+      {"DKIMAllowUnsignedTrailer", T::Boolean, "no",
+       "Pass a signature with l= even when unsigned text follows the signed part of the body (RFC 6376 8.2). "
+       "no: such a signature is dkim=policy.", {}, 0, 0},
   };
   return table;
 }
@@ -106,6 +114,10 @@ static const KnownForeignKey kForeignKeys[] = {
     {"IgnoreDomains", "not supported"},
     {"IgnoreMailFrom", "not supported"},
     {"AutoRestart", "use the service manager to restart"},
+    {"TrustedAuthservIDs",
+     "OpenDMARC reads SPF and DKIM results from Authentication-Results fields with these ids; dmarc-milter checks "
+     "SPF and DKIM itself and reads none. Fields with these ids are kept as they are; to remove forged ones, "
+     "list the ids in OwnAuthservIDs"},
     {"ChangeRootDirectory", "not supported"},
 };
 
@@ -220,7 +232,9 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
   c.nameservers = split_list(value_of(c, "Nameservers"));
   c.dns_timeout_s = static_cast<int>(int_of(c, "DNSTimeout"));
   c.dns_retries = static_cast<int>(int_of(c, "DNSRetries"));
+  c.dns_message_timeout_s = static_cast<int>(int_of(c, "DNSMessageTimeout"));
   c.dns_cache_size = static_cast<std::size_t>(int_of(c, "DNSCacheSize"));
+  c.dns_cache_memory_mb = static_cast<std::size_t>(int_of(c, "DNSCacheMemory"));
   c.dns_cache_max_ttl = static_cast<std::uint32_t>(int_of(c, "DNSCacheMaxTTL"));
   c.mode = value_of(c, "DMARCMode") == "rfc7489" ? DmarcMode::Rfc7489 : DmarcMode::Rfc9989;
   c.public_suffix_list = value_of(c, "PublicSuffixList");
@@ -262,7 +276,7 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
     if (ch <= 0x20 || ch >= 0x7f || ch == ';' || ch == '(' || ch == '"')
       return err("AuthservID", "AuthservID must be a single token such as mx.example.com");
   }
-  c.trusted_authserv_ids = split_list(value_of(c, "TrustedAuthservIDs"));
+  c.own_authserv_ids = split_list(value_of(c, "OwnAuthservIDs"));
 
   c.ignore_hosts = IpNetList{};
   auto ignore = list_entries(c, "IgnoreHosts", file, line_of("IgnoreHosts"));
@@ -301,6 +315,7 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
   c.internal_error_action = value_of(c, "InternalErrorAction") == "accept" ? FallbackAction::Accept : FallbackAction::TempFail;
   c.dkim_min_key_bits = static_cast<unsigned>(int_of(c, "DKIMMinimumKeyBits"));
   c.dkim_max_signatures = static_cast<unsigned>(int_of(c, "DKIMMaxSignatures"));
+  c.dkim_allow_unsigned_trailer = bool_of(c, "DKIMAllowUnsignedTrailer");
   return std::nullopt;
 }
 }  // namespace
@@ -361,15 +376,10 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
     ++lineno;
     if (line.find('\0') != std::string_view::npos)
       return Unexpected(ConfigError{file, lineno, "NUL byte in configuration line"});
-    // '#' starts a comment at the start of a line or after whitespace.
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
-        line = line.substr(0, i);
-        break;
-      }
-    }
+    // A line whose first non-blank character is '#' is a comment; a '#'
+    // elsewhere is part of the value ("RejectText Ticket #1").
     line = trim(line);
-    if (line.empty()) continue;
+    if (line.empty() || line.front() == '#') continue;
     std::size_t sp = line.find_first_of(" \t");
     std::string_view key = line.substr(0, sp);
     std::string_view value = sp == std::string_view::npos ? std::string_view{} : trim(line.substr(sp));

@@ -37,8 +37,10 @@ TEST_CASE("config: defaults come from the settings table", "[config]") {
 TEST_CASE("config: keys, comments, case, last value wins", "[config]") {
   auto r = parse_config(
       "# comment\n"
+      "   # an indented comment\n"
       "\n"
-      "nameservers 127.0.0.1:5353, [::1]:53   # trailing comment\n"
+      "nameservers 127.0.0.1:5353, [::1]:53\n"
+      "RejectText Ticket #1: rejected by {domain}\n"
       "DNSTIMEOUT 3\r\n"
       "DMARCMode RFC7489\n"
       "DNSRetries 1\n"
@@ -46,6 +48,8 @@ TEST_CASE("config: keys, comments, case, last value wins", "[config]") {
       "t.conf");
   REQUIRE(r);
   CHECK(r->nameservers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
+  // Only a line starting with '#' is a comment (conf/dmarc-milter.conf says so).
+  CHECK(r->enforcement.reject_text == "Ticket #1: rejected by {domain}");
   CHECK(r->dns_timeout_s == 3);
   CHECK(r->mode == DmarcMode::Rfc7489);
   CHECK(r->dns_retries == 4);

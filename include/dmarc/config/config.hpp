@@ -6,8 +6,9 @@
 //   DMARCMode       rfc9989
 // DESCRIPTION
 //   The file has one "Key value" pair per line, as OpenDMARC's and
-//   OpenDKIM's do. Keys are case-insensitive; '#' starts a comment at the
-//   start of a line or after whitespace; blank lines are ignored. A key
+//   OpenDKIM's do. Keys are case-insensitive; a line whose first non-blank
+//   character is '#' is a comment (a '#' inside a value is kept); blank
+//   lines are ignored. A key
 //   given twice keeps the last value.
 //   settings_table() is the single list of keys: their type, default,
 //   allowed range and one-line description. The parser, `-n` (the effective
@@ -67,7 +68,9 @@ struct Config {
   std::vector<std::string> nameservers;  // empty: /etc/resolv.conf
   int dns_timeout_s = 5;
   int dns_retries = 2;
+  int dns_message_timeout_s = 30;       // all lookups of one message
   std::size_t dns_cache_size = 65536;
+  std::size_t dns_cache_memory_mb = 64;
   std::uint32_t dns_cache_max_ttl = 3600;
   // DMARC
   DmarcMode mode = DmarcMode::Rfc9989;
@@ -84,7 +87,7 @@ struct Config {
   int milter_debug = 0;
   // Authentication-Results
   std::string authserv_id;     // "" = this host's name
-  std::vector<std::string> trusted_authserv_ids;
+  std::vector<std::string> own_authserv_ids;
   // Who is checked
   IpNetList ignore_hosts;
   bool ignore_authenticated_clients = true;
@@ -96,6 +99,7 @@ struct Config {
   // DKIM
   unsigned dkim_min_key_bits = 1024;
   unsigned dkim_max_signatures = 10;
+  bool dkim_allow_unsigned_trailer = false;
 
   std::string source;                   // file it came from, "" for defaults
   std::map<std::string, std::string> values;  // canonical key -> value text
