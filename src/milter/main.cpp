@@ -6,7 +6,6 @@
 //   socket with UMask -> write the pid file -> drop privileges (UserID) ->
 //   smfi_main. SIGHUP reloads the configuration atomically; SIGTERM stops
 //   accepting connections and lets open messages finish (up to 30 s).
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -51,6 +50,15 @@ constexpr auto kDrainTimeout = std::chrono::seconds(30);
 
 std::string g_config_path;
 std::atomic<bool> g_reload_enabled{false};
+// What outlives a reload: the DNS cache (engine.hpp Services).
+Services g_services;
+
+// build_engine - an engine for CONFIG on the long-lived services.
+Expected<std::shared_ptr<const Engine>, std::string> build_engine(const Config& config) {
+  auto resolver = g_services.resolver_for(config);
+  if (!resolver) return Unexpected("DNS: " + resolver.error());
+  return Engine::build(config, resolver.value());
+}
 
 void usage(FILE* out) {
   std::fprintf(out,
@@ -79,7 +87,7 @@ void reload() {
     cfg->user = old->config.user;
     cfg->pid_file = old->config.pid_file;
   }
-  auto engine = Engine::build(std::move(cfg.value()));
+  auto engine = build_engine(cfg.value());
   if (!engine) {
     spdlog::error("reload failed, keeping the running configuration: {}", engine.error());
     return;
@@ -159,20 +167,24 @@ std::string unix_socket_path(const std::string& socket) {
 
 // libmilter's signal thread stops the milter on SIGHUP as on SIGTERM
 // (libmilter/signal.c), and Debian's libmilter (built with its worker
-// pool) stops serving open connections as soon as it stops. So this
-// definition of sigwait() takes the place of libc's for libmilter, which
-// calls it from that one thread:
-//   SIGHUP   reload() runs there and the wait goes on;
+// pool) stops serving open connections as soon as it stops. So libmilter's
+// call to sigwait(), from that one thread, comes here: the build links
+// libmilter.a with "ld -r --wrap=sigwait" (CMakeLists.txt), which renames
+// libmilter's reference and no other.
+//   SIGHUP   reload() runs here and the wait goes on;
 //   SIGTERM  new messages are refused (451 4.3.2), messages in progress
 //            finish (up to kDrainTimeout), then libmilter gets the signal
 //            and stops;
 //   others   are returned to libmilter unchanged.
-extern "C" int sigwait(const sigset_t* set, int* sig) {
-  using Fn = int (*)(const sigset_t*, int*);
-  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "sigwait"));
-  if (!real) return EINVAL;
+// Should libmilter ever wait for signals another way, SIGHUP would become
+// a clean exit 0 that systemd does not restart: main() checks that this
+// function is reached and stops the milter with an error if not.
+std::atomic<bool> g_sigwait_reached{false};
+
+extern "C" int __wrap_sigwait(const sigset_t* set, int* sig) {
+  g_sigwait_reached = true;
   for (;;) {
-    int r = real(set, sig);
+    int r = ::sigwait(set, sig);
     if (r != 0 || !g_reload_enabled.load()) return r;
     try {
       if (*sig == SIGHUP) {
@@ -196,6 +208,32 @@ extern "C" int sigwait(const sigset_t* set, int* sig) {
     return r;
   }
 }
+
+namespace {
+// watch_sigwait - libmilter starts its signal thread at once in smfi_main;
+// if it has not called sigwait through us within kSigwaitGrace, SIGHUP and
+// SIGTERM would not do what dmarc-milter(8) says: stop with an error.
+constexpr auto kSigwaitGrace = std::chrono::seconds(10);
+std::atomic<bool> g_in_main{false};
+
+void watch_sigwait() {
+  std::thread([] {
+    auto deadline = std::chrono::steady_clock::now() + kSigwaitGrace;
+    while (!g_sigwait_reached && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (g_sigwait_reached || !g_in_main) return;
+    spdlog::critical("libmilter does not wait for signals through dmarc-milter's sigwait: SIGHUP would stop the "
+                     "milter instead of reloading it; stopping (exit 70)");
+    std::_Exit(70);
+  }).detach();
+}
+
+void check_read_buffer() {
+  if (io::enabled() && !io::reached())
+    spdlog::error("libmilter's accept() does not reach dmarc-milter's read buffer: every MTA connection costs "
+                  "about 100 system calls more per message (bench/README.md); was libmilter linked another way?");
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   // Fixed malloc thresholds instead of glibc's sliding ones: a 200 KB body
@@ -265,7 +303,7 @@ int main(int argc, char** argv) {
   if (foreground) config.background = false;
 
   if (check_only) {
-    auto engine = Engine::build(config);
+    auto engine = build_engine(config);
     std::fputs(format_effective(config).c_str(), stdout);
     if (!engine) {
       std::fprintf(stderr, "dmarc-milter: %s\n", engine.error().c_str());
@@ -275,7 +313,7 @@ int main(int argc, char** argv) {
   }
 
   setup_logging(config, do_eval || (!config.background && !config.syslog));
-  auto built = Engine::build(config);
+  auto built = build_engine(config);
   if (!built) {
     std::fprintf(stderr, "dmarc-milter: %s\n", built.error().c_str());
     return kExitConfig;
@@ -329,7 +367,11 @@ int main(int argc, char** argv) {
     spdlog::debug("MTA connections are read through a buffer (DMARC_MILTER_NO_READ_BUFFER=1 turns it off)");
   if (!DkimVerifier::key_cache_active())
     spdlog::warn("DKIM keys are decoded again for every signature: d2i_PUBKEY_bio does not reach the key cache");
+  set_first_connection_check(check_read_buffer);
+  g_in_main = true;
+  watch_sigwait();
   int rc = smfi_main();
+  g_in_main = false;
   g_reload_enabled = false;
   // Messages in progress were let finish in the signal thread (sigwait
   // above), before libmilter stopped.

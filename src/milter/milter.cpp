@@ -23,10 +23,11 @@ std::mutex g_engine_mutex;
 std::shared_ptr<const Engine> g_engine;
 std::atomic<int> g_open_messages{0};
 std::atomic<bool> g_draining{false};
+std::atomic<void (*)()> g_first_connection_check{nullptr};
 
 // The steps we ask the MTA not to wait for a reply to (protocol 6,
-// SMFIP_NR_*): connect, HELO, MAIL FROM, each header field, end of header
-// and each body chunk. They only feed the session, so their replies are pure
+// SMFIP_NR_*): connect, HELO, MAIL FROM, each RCPT TO, each header field,
+// end of header and each body chunk. They only feed the session, so their replies are pure
 // round trips: a message with 15 header fields had 19 of them, each a
 // wake-up on both sides (bench/README.md). Only end of message is answered;
 // what MAIL FROM would have refused (a failed connection, a milter that is
@@ -34,7 +35,7 @@ std::atomic<bool> g_draining{false};
 // MTA lacks the feature. The body is read to the end even when unsigned mail
 // cannot use it (no SKIP): a round trip costs more than reading a chunk.
 constexpr unsigned long kNoReplySteps =
-    SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
+    SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
 
 struct Conn {
   explicit Conn(std::shared_ptr<const Engine> e) : session(std::move(e)) {}
@@ -179,7 +180,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
   *pf2 = 0;
   *pf3 = 0;
   // Steps we never use; all of these are safe without a connection state.
-  *pf1 = f1 & (SMFIP_NORCPT | SMFIP_NOUNKNOWN | SMFIP_NODATA);
+  // RCPT TO is used: the recipients' domains go into the report records.
+  *pf1 = f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA);
+  if (auto check = g_first_connection_check.exchange(nullptr)) check();
   // The connection state is made here, so that the flags it depends on
   // (no reply, SKIP, leading space) are agreed only when it exists.
   Conn* c = nullptr;
@@ -249,6 +252,17 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   });
 }
 
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
+  return quiet(ctx, "envrcpt", SMFIP_NR_RCPT, &Conn::msg_failed, [&](Conn* c) {
+    if (!c || !c->in_message || c->msg_failed) return;
+    // The address as the MTA parsed it ({rcpt_addr}), like {mail_addr}.
+    const char* parsed = smfi_getsymval(ctx, const_cast<char*>("{rcpt_addr}"));
+    std::string addr = parsed ? parsed : (argv && argv[0] ? argv[0] : "");
+    if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
+    c->session.rcpt(addr);
+  });
+}
+
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
   return quiet(ctx, "header", SMFIP_NR_HDR, &Conn::msg_failed, [&](Conn* c) {
     if (!c || !c->in_message || c->msg_failed) return;
@@ -303,8 +317,13 @@ sfsistat on_eom(SMFICTX* ctx) {
       c->session.abort();
       return *f;
     }
+    // The message ends here whatever eom() does (an exception included),
+    // so a SIGTERM drain never waits for it.
+    struct End {
+      Conn* c;
+      ~End() { end_message(c); }
+    } end{c};
     Outcome o = c->session.eom(symval(ctx, "i"));
-    end_message(c);
     spdlog::info("{}", o.log_line);
     const MessageDecision& d = o.decision;
     if (d.action == Action::Reject || d.action == Action::TempFail) {
@@ -366,7 +385,7 @@ struct smfiDesc g_desc = {
     on_connect,
     on_helo,
     on_envfrom,
-    nullptr,  // envrcpt
+    on_envrcpt,
     on_header,
     on_eoh,
     on_body,
@@ -392,6 +411,8 @@ std::shared_ptr<const Engine> current_engine() {
 int open_messages() { return g_open_messages.load(); }
 
 void set_draining(bool on) { g_draining = on; }
+
+void set_first_connection_check(void (*fn)()) { g_first_connection_check = fn; }
 
 bool register_milter() {
   if (smfi_register(g_desc) != MI_SUCCESS) {

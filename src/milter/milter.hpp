@@ -27,6 +27,10 @@ int open_messages();
 // stopping); messages already open go on.
 void set_draining(bool on);
 
+// set_first_connection_check - FN runs once, at the first MTA connection
+// (main.cpp: is the read buffer reached?).
+void set_first_connection_check(void (*fn)());
+
 // register_milter - smfi_register with our callbacks. Returns false and
 // logs on failure.
 bool register_milter();

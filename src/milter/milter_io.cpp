@@ -2,7 +2,6 @@
 // libmilter's MTA connections (see milter_io.hpp)
 #include "milter_io.hpp"
 
-#include <dlfcn.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,32 +32,7 @@ struct Buffer {
 std::atomic<Buffer*> g_buffers[kMaxFd];
 std::atomic<bool> g_enabled{false};
 
-using AcceptFn = int (*)(int, sockaddr*, socklen_t*);
-using ReadFn = ssize_t (*)(int, void*, std::size_t);
-using PollFn = int (*)(pollfd*, nfds_t, int);
-using CloseFn = int (*)(int);
-
-template <class Fn>
-Fn next_definition(const char* name) {
-  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-}
-
-AcceptFn libc_accept() {
-  static AcceptFn fn = next_definition<AcceptFn>("accept");
-  return fn;
-}
-ReadFn libc_read() {
-  static ReadFn fn = next_definition<ReadFn>("read");
-  return fn;
-}
-PollFn libc_poll() {
-  static PollFn fn = next_definition<PollFn>("poll");
-  return fn;
-}
-CloseFn libc_close() {
-  static CloseFn fn = next_definition<CloseFn>("close");
-  return fn;
-}
+std::atomic<bool> g_reached{false};
 
 Buffer* buffer_of(int fd) {
   if (fd < 0 || fd >= kMaxFd) return nullptr;
@@ -85,17 +59,22 @@ bool enable() {
   return on;
 }
 
+bool enabled() noexcept { return g_enabled.load(std::memory_order_relaxed); }
+
+bool reached() noexcept { return g_reached.load(std::memory_order_relaxed); }
+
 }  // namespace dmarc::milter::io
 
 using namespace dmarc::milter::io;
 
-extern "C" __attribute__((visibility("default"))) int accept(int s, sockaddr* addr, socklen_t* len) {
-  AcceptFn real = libc_accept();
-  if (!real) {
-    errno = ENOSYS;
-    return -1;
-  }
-  int fd = real(s, addr, len);
+// The definitions libmilter's calls are bound to: the build links
+// libmilter.a through "ld -r --wrap=accept,read,poll,close" (CMakeLists.txt),
+// which renames libmilter's references, and only libmilter's, to these.
+// Everything else in the process (SQLite, libcurl, libpq, ...) calls libc.
+
+extern "C" int __wrap_accept(int s, sockaddr* addr, socklen_t* len) {
+  g_reached.store(true, std::memory_order_relaxed);
+  int fd = ::accept(s, addr, len);
   if (fd >= 0) {
     drop(fd);  // a descriptor closed behind our back cannot inherit data
     if (g_enabled.load(std::memory_order_relaxed) && fd < kMaxFd) {
@@ -107,19 +86,14 @@ extern "C" __attribute__((visibility("default"))) int accept(int s, sockaddr* ad
   return fd;
 }
 
-extern "C" __attribute__((visibility("default"))) ssize_t read(int fd, void* out, std::size_t n) {
-  ReadFn real = libc_read();
-  if (!real) {
-    errno = ENOSYS;
-    return -1;
-  }
+extern "C" ssize_t __wrap_read(int fd, void* out, std::size_t n) {
   Buffer* b = buffer_of(fd);
-  if (!b || n == 0) return real(fd, out, n);
+  if (!b || n == 0) return ::read(fd, out, n);
   std::size_t avail = b->avail.load(std::memory_order_relaxed);
   if (avail == 0) {
     // A large read (a body chunk) goes straight to the caller's memory.
-    if (n >= kBufferSize) return real(fd, out, n);
-    ssize_t got = real(fd, b->data, kBufferSize);
+    if (n >= kBufferSize) return ::read(fd, out, n);
+    ssize_t got = ::read(fd, b->data, kBufferSize);
     if (got <= 0) return got;
     b->pos = 0;
     avail = static_cast<std::size_t>(got);
@@ -131,16 +105,11 @@ extern "C" __attribute__((visibility("default"))) ssize_t read(int fd, void* out
   return static_cast<ssize_t>(k);
 }
 
-extern "C" __attribute__((visibility("default"))) int poll(pollfd* fds, nfds_t n, int timeout) {
-  PollFn real = libc_poll();
-  if (!real) {
-    errno = ENOSYS;
-    return -1;
-  }
-  if (!g_enabled.load(std::memory_order_relaxed) || fds == nullptr) return real(fds, n, timeout);
+extern "C" int __wrap_poll(pollfd* fds, nfds_t n, int timeout) {
+  if (!g_enabled.load(std::memory_order_relaxed) || fds == nullptr) return ::poll(fds, n, timeout);
   bool buffered = false;
   for (nfds_t i = 0; i < n && !buffered; ++i) buffered = has_data(fds[i]);
-  if (!buffered) return real(fds, n, timeout);
+  if (!buffered) return ::poll(fds, n, timeout);
   // Data is waiting in a buffer: no wait. One descriptor (libmilter's
   // reads) needs no system call; several (the pool controller) are asked
   // about their state without waiting.
@@ -148,7 +117,7 @@ extern "C" __attribute__((visibility("default"))) int poll(pollfd* fds, nfds_t n
     fds[0].revents = static_cast<short>(fds[0].events & (POLLIN | POLLRDNORM));
     return 1;
   }
-  if (real(fds, n, 0) < 0)
+  if (::poll(fds, n, 0) < 0)
     for (nfds_t i = 0; i < n; ++i) fds[i].revents = 0;
   int ready = 0;
   for (nfds_t i = 0; i < n; ++i) {
@@ -158,12 +127,7 @@ extern "C" __attribute__((visibility("default"))) int poll(pollfd* fds, nfds_t n
   return ready;
 }
 
-extern "C" __attribute__((visibility("default"))) int close(int fd) {
-  CloseFn real = libc_close();
-  if (!real) {
-    errno = ENOSYS;
-    return -1;
-  }
+extern "C" int __wrap_close(int fd) {
   drop(fd);
-  return real(fd);
+  return ::close(fd);
 }

@@ -80,6 +80,7 @@ struct World {
           std::string n = qname(q);
           if (n == "slow.timeout.example" || (n.size() > 21 && n.substr(n.size() - 21) == ".slow.timeout.example"))
             return std::string();  // dropped: the resolver times out
+          if (n.rfind("silent._domainkey.", 0) == 0) return std::string();  // a key server that never answers
           if (n == "delay.timeout.example" || (n.size() > 22 && n.substr(n.size() - 22) == ".delay.timeout.example"))
             std::this_thread::sleep_for(std::chrono::milliseconds(600));
           return exchange_udp(nsd.port(), q, std::chrono::milliseconds(2000));
@@ -121,6 +122,7 @@ World& rfc7489_world() {
 int g_serial = 0;
 
 struct Case {
+  std::string selector = "e2e";  // the DKIM selector signed with
   std::string ip = "192.0.2.10";
   std::string helo = "mail.reject.example";
   std::string mail_from = "alice@reject.example";
@@ -141,7 +143,7 @@ std::string message_of(Case& c) {
   if (!c.from.empty()) m += "From: " + c.from + "\n";
   m += "To: bob@e2e.example\nSubject: " + c.subject + "\nDate: Sun, 22 Nov 2026 10:00:00 +0000\n" +
        "Message-ID: <" + c.subject + "@e2e.example>\n" + c.extra_headers + "\nHello Bob.\nThis is " + c.subject + ".\n";
-  if (c.sign) m = dkim_sign_message(m, "reject.example", "e2e", kKey);
+  if (c.sign) m = dkim_sign_message(m, "reject.example", c.selector, kKey);
   return m;
 }
 
@@ -409,6 +411,34 @@ TEST_CASE("e2e: DNS timeout is accepted or 451 as configured", "[e2e]") {
   CHECK(s.out.final_reply.enhanced() == "4.7.1");
 }
 
+TEST_CASE("e2e: an aligned DKIM key that cannot be fetched is temperror, never 550", "[e2e]") {
+  // SPF fails (the client is not reject.example's), the only aligned
+  // identifier is a DKIM signature whose key server does not answer: the
+  // signature might have passed (RFC 9989: a DNS error is neither pass nor
+  // fail). Before issue 12 this was dmarc=fail and 550 under p=reject.
+  Case c;
+  c.ip = "198.51.100.23";
+  c.helo = "relay.elsewhere.example";
+  c.mail_from = "bounce@relay.elsewhere.example";
+  c.sign = true;
+  c.selector = "silent";
+  World& w = rfc9989_world();  // DNSFailureAction accept
+  Sent s = send(w, c, "silentkey");
+  CHECK_ACCEPTED(s);
+  std::string ar = our_ar(delivered(w, s.subject));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dkim=temperror"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("header.s=silent"));
+  CHECK_THAT(ar, Catch::Matchers::Contains("dmarc=temperror"));
+  CHECK(w.milter.wait_log("qid=" + s.out.queue_id() + " "));
+  CHECK(w.milter.log().find("qid=" + s.out.queue_id() + " ip=198.51.100.23 from=reject.example") != std::string::npos);
+
+  World& t = rfc7489_world();  // DNSFailureAction tempfail
+  s = send(t, c, "silentkey451");
+  INFO(s.out.transcript_text());
+  CHECK(s.out.final_reply.code == 451);
+  CHECK(s.out.final_reply.enhanced() == "4.7.1");
+}
+
 TEST_CASE("e2e: a known forwarder's failing mail is accepted and logged", "[e2e]") {
   World& w = rfc9989_world();
   Case c;
@@ -613,6 +643,38 @@ TEST_CASE("daemon: SIGTERM lets a message in progress finish", "[e2e][daemon]") 
   std::string log = w.milter.log();
   CHECK(log.find("from=delay.timeout.example spf=pass") != std::string::npos);
   CHECK(log.find("from=delay.timeout.example") < log.find("dmarc-milter stopped"));
+}
+
+TEST_CASE("daemon: all DNS lookups of a message share DNSMessageTimeout", "[e2e][daemon]") {
+  // Every name under slow.timeout.example is dropped by the proxy. With
+  // DNSTimeout 3 and DNSRetries 3 each of the message's lookups (SPF's
+  // record, the DMARC tree walk's names, np's A query) could wait 9 s, and
+  // SPF alone up to its own 20 s; DNSMessageTimeout 2 bounds them all.
+  World& w = rfc9989_world();
+  char tmpl[] = "/tmp/dmarc-budget-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  std::string dir = tmpl;
+  {
+    std::ofstream f(dir + "/m.conf");
+    f << "Syslog no\nNameservers 127.0.0.1:" << w.proxy.port() << "\nDNSTimeout 3\nDNSRetries 3\nDNSMessageTimeout 2\n";
+    std::ofstream m(dir + "/m.eml");
+    m << "From: Alice <alice@slow.timeout.example>\nSubject: budget\n\nbody\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  int st = 0;
+  std::string out = run(std::string(DMARC_BINARY_DIR) + "/dmarc-milter -c " + dir + "/m.conf --eval " + dir +
+                            "/m.eml --ip 203.0.113.9 --helo mx.slow.timeout.example --mail-from alice@slow.timeout.example",
+                        st);
+  auto took = std::chrono::steady_clock::now() - start;
+  INFO(out);
+  CHECK(WEXITSTATUS(st) == 0);  // DNSFailureAction accept
+  CHECK_THAT(out, Catch::Matchers::Contains("spf=temperror"));
+  CHECK_THAT(out, Catch::Matchers::Contains("dmarc: temperror"));
+  CHECK_THAT(out, Catch::Matchers::Contains("DNS time budget of the message used up"));
+  // 2 s of budget, and one wait at most for the lookup under way: far
+  // below the 9 s a single unbounded lookup could take.
+  CHECK(took < std::chrono::seconds(6));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("daemon: --eval runs one message file through the same code", "[e2e][daemon]") {
