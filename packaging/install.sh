@@ -5,7 +5,9 @@
 #
 # 1. packaging/install-deps.sh (the Debian packages)
 # 2. build in ./build (Release), install to /usr/local (PREFIX to change)
-# 3. /etc/dmarc-milter.conf from conf/dmarc-milter.conf, unless it exists
+# 3. /etc/dmarc-milter.conf from conf/dmarc-milter.conf with
+#    "UserID dmarc-milter", unless it exists (an existing file without a
+#    UserID gets that line added: the unit passes no -u)
 # 4. a system user "dmarc-milter" to run as
 # 5. start: with systemd, the dmarc-milter.service unit; otherwise the
 #    daemon directly. It listens on the Socket of the config
@@ -29,8 +31,14 @@ cmake --build "$BUILD_DIR" -j "$(nproc)"
 cmake --install "$BUILD_DIR"
 
 if [ ! -e /etc/dmarc-milter.conf ]; then
-  install -m 0644 conf/dmarc-milter.conf /etc/dmarc-milter.conf
-  echo "install.sh: wrote /etc/dmarc-milter.conf (the defaults)"
+  sed 's/^UserID$/UserID dmarc-milter/' conf/dmarc-milter.conf > /etc/dmarc-milter.conf
+  chmod 0644 /etc/dmarc-milter.conf
+  echo "install.sh: wrote /etc/dmarc-milter.conf (the defaults, UserID dmarc-milter)"
+elif ! grep -Eiq '^[[:space:]]*UserID[[:space:]]+[^[:space:]]' /etc/dmarc-milter.conf; then
+  # Earlier units passed "-u dmarc-milter"; the user now comes from the file.
+  printf '\n# Added by install.sh: the systemd unit no longer passes -u; the user\n# to run as is this setting (dmarc-milter.conf(5)).\nUserID dmarc-milter\n' \
+    >> /etc/dmarc-milter.conf
+  echo "install.sh: /etc/dmarc-milter.conf had no UserID; added UserID dmarc-milter"
 fi
 if ! getent passwd dmarc-milter >/dev/null; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dmarc-milter
@@ -50,7 +58,7 @@ else
     kill "$(cat /run/dmarc-milter/dmarc-milter.pid)"
     sleep 1
   fi
-  "$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -u dmarc-milter -P /run/dmarc-milter/dmarc-milter.pid
+  "$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -P /run/dmarc-milter/dmarc-milter.pid
 fi
 
 socket=$("$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -n | sed -n 's/^Socket //p')
