@@ -100,7 +100,7 @@ Expected<std::shared_ptr<const Engine>, std::string> Engine::build(Config config
   DkimOptions dk;
   dk.min_rsa_bits = config.dkim_min_key_bits;
   dk.max_signatures = config.dkim_max_signatures;
-  // HELPER-PENDING dk.allow_unsigned_trailer = config.dkim_allow_unsigned_trailer;
+  dk.allow_unsigned_trailer = config.dkim_allow_unsigned_trailer;
   auto dkim = DkimVerifier::create(*e->resolver, dk);
   if (!dkim) return Unexpected("DKIM: " + dkim.error());
   e->dkim = std::move(dkim.value());

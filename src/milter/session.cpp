@@ -163,7 +163,7 @@ Outcome Session::eom(std::string_view queue_id) {
       f.body_length = d.body_length;
       facts_.dkim.push_back(std::move(f));
     }
-    // HELPER-PENDING if (dkim_) facts_.dkim_omitted = dkim_->omitted();
+    if (dkim_) facts_.dkim_omitted = dkim_->omitted();
     o.spf = spf_result_;
     if (spf_result_) {
       SpfFacts f;

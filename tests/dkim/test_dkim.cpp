@@ -14,7 +14,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "adapters/dkim/dkim_body_length.hpp"
 #include "adapters/dkim/dkim_dns_bridge.hpp"
+#include "adapters/dkim/dkim_header_check.hpp"
 #include "adapters/dkim/dkim_key_cache.hpp"
 #include "adapters/dkim/dkim_key_record.hpp"
 #include "adapters/dkim/dkim_result.hpp"
@@ -436,20 +438,94 @@ TEST_CASE("dkim: RFC 8301 and RFC 8463 - sha1 and small keys never pass, ed25519
         AuthResult::Pass);
 }
 
-TEST_CASE("dkim: l= is flagged; text appended after l= still passes, flagged", "[dkim][l]") {
+TEST_CASE("dkim: l= passes only when nothing follows the signed length (RFC 6376 8.2)", "[dkim][l]") {
+  StaticResolver r = keys_world();
+  auto v = make_verifier(r);
+  DkimOptions old_behaviour;
+  old_behaviour.allow_unsigned_trailer = true;
+  auto lenient = make_verifier(r, old_behaviour);
+  for (dkim_canon_t bcanon : {DKIM_CANON_RELAXED, DKIM_CANON_SIMPLE}) {
+    INFO("body canonicalization " << (bcanon == DKIM_CANON_RELAXED ? "relaxed" : "simple"));
+    SignSpec s = spec("rsa2048");
+    s.bcanon = bcanon;
+    SplitMessage m = base_message();
+    s.length = static_cast<ssize_t>(m.body.size());
+    m = with_signature(m, sign(m, s));
+    auto res = only(verify(*v, m));
+    CHECK(res.result == AuthResult::Pass);
+    CHECK(res.body_length);
+    // Blank lines and spaces at the end are no content: canonicalization drops them.
+    SplitMessage blank = m;
+    blank.body += "\r\n\r\n";
+    CHECK(only(verify(*v, blank, 3)).result == AuthResult::Pass);
+    // Appended text is unsigned content: policy by default, in any chunking.
+    m.body += "Appended by someone else.\r\n";
+    for (std::size_t chunk : {std::size_t{0}, std::size_t{1}, std::size_t{5}}) {
+      res = only(verify(*v, m, chunk));
+      CHECK(res.result == AuthResult::Policy);
+      CHECK(res.reason == "unsigned content after l=");
+      CHECK(res.body_length);
+    }
+    // DKIMAllowUnsignedTrailer yes: the old behaviour, a pass flagged l=.
+    res = only(verify(*lenient, m));
+    CHECK(res.result == AuthResult::Pass);
+    CHECK(res.body_length);
+  }
+}
+
+TEST_CASE("dkim: canonicalized body length (what l= is compared with)", "[dkim][l]") {
+  struct Case {
+    std::string body;
+    std::uint64_t simple, relaxed;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", 2, 0},
+           {"\r\n\r\n", 2, 0},
+           {"a\r\n", 3, 3},
+           {"a", 3, 3},                          // a CRLF is added to an unterminated line
+           {"a  \t b \r\n\r\n \r\n", 14, 5},    // relaxed: "a b\r\n"; simple keeps all (" " is no empty line)
+           {"a\r\n\r\nb\r\n\r\n", 8, 8},        // inner empty lines count, trailing ones do not
+           {" \tx\r\n", 5, 4},                  // relaxed: leading WSP is one SP
+           {"a\rb\r\n", 5, 5},                  // a bare CR is an ordinary octet
+           {"a \r", 5, 5},
+       }) {
+    INFO(c.body);
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, c.body.size() + 1}) {
+      dk::CanonBodyLength simple(false), relaxed(true);
+      for (std::size_t off = 0; off < c.body.size(); off += chunk) {
+        simple.add(std::string_view(c.body).substr(off, chunk));
+        relaxed.add(std::string_view(c.body).substr(off, chunk));
+      }
+      CHECK(simple.length() == c.simple);
+      CHECK(relaxed.length() == c.relaxed);
+    }
+  }
+}
+
+TEST_CASE("dkim: d= is reported in lower case; results are capped at kMaxDkimResults", "[dkim][limits]") {
   StaticResolver r = keys_world();
   auto v = make_verifier(r);
   SignSpec s = spec("rsa2048");
+  s.domain = "DKIM.Example";
   SplitMessage m = base_message();
-  s.length = static_cast<ssize_t>(m.body.size());
   m = with_signature(m, sign(m, s));
   auto res = only(verify(*v, m));
   CHECK(res.result == AuthResult::Pass);
-  CHECK(res.body_length);
-  m.body += "Appended by someone else.\r\n";
-  res = only(verify(*v, m));
-  CHECK(res.result == AuthResult::Pass);
-  CHECK(res.body_length);
+  CHECK(res.domain == "dkim.example");
+
+  // 150 signatures: 100 reported (10 checked, the rest neutral), 50 counted.
+  SplitMessage many = base_message();
+  std::string sig = sign(many, spec("rsa2048"));
+  for (int i = 0; i < 150; ++i) many = with_signature(many, sig);
+  auto dm = v->begin("MANY");
+  for (const auto& [name, value] : many.headers) dm->header(name, value);
+  dm->end_of_headers();
+  dm->body(many.body);
+  auto all = dm->finish();
+  CHECK(all.size() == dmarc::kMaxDkimResults);
+  CHECK(dm->omitted() == 50);
+  CHECK(all.front().result == AuthResult::Pass);
+  CHECK(all.back().result == AuthResult::Neutral);
 }
 
 TEST_CASE("dkim: max_signatures - the rest are neutral and cause no DNS query", "[dkim][limits]") {
@@ -571,4 +647,61 @@ TEST_CASE("dkim: calls out of order are harmless", "[dkim][errors]") {
   auto b = v->begin("");
   b->header("From", " x@dkim.example");
   b.reset();
+}
+
+// --- Legitimate signatures of unusual shape (issue 12 item 9) ------------------
+// Made by tests/data/dkim/sign_shapes_with_dkimpy.py and verified there by
+// dkimpy, an independent verifier: each must pass here as well.
+
+TEST_CASE("dkim shapes: FWS around = and ; in the tag-list, folded h= and b=, NUL octets in the body",
+          "[dkim][shapes]") {
+  StaticResolver r = keys_world();
+  auto v = make_verifier(r);
+  for (const char* name : {"fws-spaces-relaxed.eml", "fws-spaces-simple.eml", "fws-folded.eml", "fws-trailing.eml",
+                           "tag-ending-in-b.eml", "nul-body-relaxed.eml", "nul-body-simple.eml", "nul-only-body.eml"}) {
+    INFO(name);
+    SplitMessage m = data_message(std::string("shapes/") + name);
+    for (std::size_t chunk : {std::size_t{0}, std::size_t{1}, std::size_t{7}}) {
+      INFO("chunk " << chunk);
+      auto res = only(verify(*v, m, chunk));
+      INFO(res.reason);
+      CHECK(res.result == AuthResult::Pass);
+      CHECK(res.domain == "dkim.example");
+      CHECK(res.selector == "rsa2048");
+      CHECK(res.algorithm == "rsa-sha256");
+    }
+    // The neighbours that must still fail: one body octet changed; a signed
+    // header changed (our own header check must refuse it too).
+    SplitMessage bad = m;
+    std::size_t at = bad.body.find_first_not_of("\r\n", bad.body.size() / 2);
+    if (at == std::string::npos) at = 0;
+    bad.body[at] ^= 0x01;  // not a line end: the canonicalized body changes
+    auto rb = only(verify(*v, bad));
+    CHECK(rb.result == AuthResult::Fail);
+    CHECK(rb.reason == "body hash mismatch");
+    bad = m;
+    for (auto& [n, value] : bad.headers)
+      if (n == "Subject") value = " a DKIM signature of unusual shape, changed";
+    auto rh = only(verify(*v, bad));
+    CHECK(rh.result == AuthResult::Fail);
+    CHECK(rh.reason == "signature did not verify");
+  }
+}
+
+TEST_CASE("dkim shapes: which DKIM-Signature fields libopendkim hashes wrongly", "[dkim][shapes]") {
+  // RFC 6376 3.7: the b= value and the whitespace around it are deleted.
+  CHECK(dk::rfc_strip_b("DKIM-Signature: a=x; b = abc ; d=y") == "DKIM-Signature: a=x; b =; d=y");
+  CHECK(dk::rfc_strip_b("DKIM-Signature: a=x; bh=q; b=abc") == "DKIM-Signature: a=x; bh=q; b=");
+  CHECK(dk::rfc_strip_b("DKIM-Signature: zb=1; b=\r\n\tabc") == "DKIM-Signature: zb=1; b=");
+  // libopendkim 2.11 agrees on the usual shape ...
+  for (const char* same : {"DKIM-Signature: v=1; bh=q=; b=abc", "DKIM-Signature: v=1; b= abc\r\n def; d=x",
+                           "DKIM-Signature:b=abc"})
+    CHECK_FALSE(dk::library_strip_differs(same));
+  // ... and not on FWS before "=" nor on another tag ending in "b".
+  for (const char* differs : {"DKIM-Signature: v=1; b =abc", "DKIM-Signature: v=1; b\r\n =abc",
+                              "DKIM-Signature: v=1; zb=1; b=abc"})
+    CHECK(dk::library_strip_differs(differs));
+  // Relaxed header canonicalization (RFC 6376 3.4.2).
+  CHECK(dk::canon_header("SubJect \t: \t a  b \r\n\tc  ", true) == "subject:a b c");
+  CHECK(dk::canon_header("SubJect : a", false) == "SubJect : a");
 }

@@ -6,11 +6,14 @@
 // real Postfix.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
 #include "dmarc/config/config.hpp"
 #include "dmarc/core/from_header.hpp"
 #include "engine.hpp"
 #include "eval.hpp"
 #include "session.hpp"
+#include "support/dkim_signer.hpp"
 #include "support/static_resolver.hpp"
 
 using namespace dmarc;
@@ -343,4 +346,40 @@ TEST_CASE("eval: split_message reads headers, folding and body", "[eval]") {
   SplitMessage none = split_message("From: a@b.example\r\n");
   CHECK(none.headers.size() == 1);
   CHECK(none.body.empty());
+}
+
+TEST_CASE("session: DKIMAllowUnsignedTrailer decides an l= signature with text after the signed part",
+          "[session][dkim]") {
+  // RFC 6376 8.2. The signature is the only aligned identifier (SPF is for
+  // none.example), so the DKIM result decides DMARC under p=reject.
+  auto dns = world();
+  std::string record;
+  {
+    std::ifstream in(std::string(DMARC_TEST_DATA_DIR) + "/dkim/keys/rsa2048.txt");
+    std::getline(in, record);
+  }
+  dns->add_txt("sel._domainkey.reject.example", record);
+  const std::string body = "Hello\r\n";
+  std::string signed_msg = test::dkim_sign_message(
+      "From: Alice <alice@reject.example>\r\nTo: bob@test.example\r\nSubject: hi\r\n\r\n" + body, "reject.example",
+      "sel", std::string(DMARC_TEST_DATA_DIR) + "/dkim/keys/rsa2048.pem", false, static_cast<long>(body.size()));
+  SplitMessage split = split_message(signed_msg);
+  Msg m;
+  m.mail_from = "bounces@none.example";
+  m.headers = split.headers;
+  m.body = split.body + "Unsigned text a list or an attacker appended.\r\n";
+
+  Outcome strict = run(engine("", dns), m);
+  REQUIRE(strict.ar_value);
+  CHECK(has(*strict.ar_value, "dkim=policy"));
+  CHECK(strict.decision.action == Action::Reject);
+
+  Outcome lenient = run(engine("DKIMAllowUnsignedTrailer yes\n", dns), m);
+  REQUIRE(lenient.ar_value);
+  CHECK(has(*lenient.ar_value, "dkim=pass"));
+  CHECK(lenient.decision.action == Action::Accept);
+
+  m.body = split.body;  // nothing after l=: a pass either way
+  Outcome whole = run(engine("", dns), m);
+  CHECK(whole.decision.action == Action::Accept);
 }

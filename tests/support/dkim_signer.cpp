@@ -26,7 +26,7 @@ std::string crlf(const std::string& s) {
 }  // namespace
 
 std::string dkim_sign_message(const std::string& message, const std::string& domain, const std::string& selector,
-                              const std::string& key_file, bool ed25519) {
+                              const std::string& key_file, bool ed25519, long length) {
   std::ifstream kf(key_file);
   if (!kf) throw std::runtime_error("cannot read key " + key_file);
   std::stringstream ks;
@@ -40,11 +40,15 @@ std::string dkim_sign_message(const std::string& message, const std::string& dom
   DKIM_LIB* lib = dkim_init(nullptr, nullptr);
   if (!lib) throw std::runtime_error("dkim_init");
   DKIM_STAT st = DKIM_STAT_OK;
+  if (length >= 0) {
+    unsigned int flags = DKIM_LIBFLAGS_SIGNLEN;
+    (void)dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags);
+  }
   DKIM* d = dkim_sign(lib, reinterpret_cast<const unsigned char*>("test"), nullptr,
                       reinterpret_cast<dkim_sigkey_t>(const_cast<char*>(key.c_str())),
                       reinterpret_cast<const unsigned char*>(selector.c_str()),
                       reinterpret_cast<const unsigned char*>(domain.c_str()), DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
-                      ed25519 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256, -1, &st);
+                      ed25519 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256, length, &st);
   if (!d) {
     dkim_close(lib);
     throw std::runtime_error("dkim_sign: " + std::to_string(st));

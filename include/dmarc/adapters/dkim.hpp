@@ -37,8 +37,14 @@
 //   literally says) is accepted as well as the usual SubjectPublicKeyInfo.
 //     temperror  the key lookup failed temporarily (timeout, SERVFAIL:
 //                a TempFail through dns_error_kind())
-//   `reason` says why for every result but pass. Signatures with l= verify
-//   normally and are flagged (body_length); keys with t=y are flagged
+//   `reason` says why for every result but pass. Signatures with l= are
+//   flagged (body_length); when unsigned content follows the signed length
+//   they are policy ("unsigned content after l=", RFC 6376 8.2) unless
+//   allow_unsigned_trailer. A DKIM-Signature with FWS before "=" in its
+//   tags, which libopendkim hashes wrongly, has its header signature
+//   checked by us (src/adapters/dkim/dkim_header_check.hpp). d= as
+//   reported is lower case; libopendkim's d=/s= must equal ours (else
+//   permerror). Keys with t=y are flagged
 //   (test_key): RFC 6376 3.6.1 asks verifiers not to treat such mail
 //   differently from unsigned mail, which is the caller's decision.
 //   The clock for t= and x= is the system clock, or fixed_time; both are
@@ -86,7 +92,17 @@ struct DkimOptions {
   std::optional<std::time_t> fixed_time;
   // Allowed clock skew for t= (future) and x= (expiry), RFC 6376 3.5.
   std::chrono::seconds clock_drift{300};
+  // RFC 6376 8.2: a signature with l= shorter than the canonicalized body
+  // leaves content unsigned (a footer, or an attacker's text). false: such
+  // a signature is "policy" (unsigned content after l=), a pass only when
+  // nothing follows the signed length. true: it passes (flagged
+  // body_length), as libopendkim alone would.
+  bool allow_unsigned_trailer = false;
 };
+
+// Results reported per message: RFC 9990 (aggregate reports) keeps at most
+// 100 DKIM results per record; the rest are counted (DkimMessage::omitted).
+inline constexpr std::size_t kMaxDkimResults = 100;
 
 struct DkimSignatureResult {
   AuthResult result = AuthResult::None;
@@ -117,6 +133,9 @@ class DkimMessage {
   // finish - end of message; one result per DKIM-Signature header field,
   // in header order. Empty when the message is unsigned.
   virtual std::vector<DkimSignatureResult> finish() = 0;
+  // omitted - DKIM-Signature fields after the first kMaxDkimResults, which
+  // finish() does not report (valid after finish()).
+  virtual std::size_t omitted() const noexcept = 0;
 };
 
 class DkimVerifier {

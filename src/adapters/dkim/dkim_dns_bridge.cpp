@@ -86,6 +86,7 @@ std::string prepare_answer(DnsAnswer& answer, KeyLookup& lookup) {
   if (answer.records.size() == 1) {
     Prepared p = prepared(answer.records.front());
     if (!p.ok) return p.text;
+    lookup.record = p.text;
     answer.records.front() = std::move(p.text);
     if (!p.key_type.empty()) lookup.key_type = std::move(p.key_type);
     return {};

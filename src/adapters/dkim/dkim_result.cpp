@@ -157,6 +157,9 @@ Classification classify_signature(const SignatureFacts& f) {
   if (is_rsa(f.alg) && f.key_bits < f.min_rsa_bits) return make(AuthResult::Policy, small_key(f.key_bits, f.min_rsa_bits));
   if (f.alg != DKIM_SIGN_RSASHA256 && f.alg != DKIM_SIGN_ED25519SHA256)
     return make(AuthResult::PermError, "unsupported signature algorithm");
+  // RFC 6376 8.2: content after the signed length is not vouched for by
+  // the signer; such a signature is signed but not acceptable here.
+  if (f.unsigned_trailer) return make(AuthResult::Policy, "unsigned content after l=");
   return make(AuthResult::Pass, "");
 }
 

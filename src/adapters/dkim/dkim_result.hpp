@@ -29,6 +29,9 @@
 //     9. not verified                                fail
 //    10. verified: rsa-sha1                          policy (RFC 8301 3.1)
 //                  RSA key under min_rsa_bits        policy (RFC 8301 3.2)
+//                  l= shorter than the canonicalized body and
+//                  unsigned_trailer set              policy "unsigned content
+//                                                    after l=" (RFC 6376 8.2)
 //                  otherwise                         pass
 //   Policy rather than permerror for RFC 8301: the signature is intact and
 //   the key was found, so nothing is malformed (RFC 8601 2.7.1 permerror
@@ -59,6 +62,8 @@ struct KeyLookup {
   std::string refused;
   // The key record's k= ("rsa" when absent), when one record was served.
   std::string key_type;
+  // The key record as handed to libopendkim, when one record was served.
+  std::string record;
 };
 
 struct SignatureFacts {
@@ -75,6 +80,7 @@ struct SignatureFacts {
   std::optional<KeyLookup> key_lookup;      // present when a key query was made
   bool in_library = true;                   // libopendkim listed this signature
   std::optional<std::string> library_failure;  // a DKIM_STAT_* failure on the message
+  bool unsigned_trailer = false;            // l= shorter than the canonicalized body, not allowed
 };
 
 struct Classification {

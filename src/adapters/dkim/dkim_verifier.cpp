@@ -10,13 +10,16 @@
 #include "dmarc/core/domain.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cctype>
 #include <new>
 #include <string>
 #include <utility>
 
+#include "adapters/dkim/dkim_body_length.hpp"
 #include "adapters/dkim/dkim_dns_bridge.hpp"
 #include "adapters/dkim/dkim_handles.hpp"
+#include "adapters/dkim/dkim_header_check.hpp"
 #include "adapters/dkim/dkim_key_cache.hpp"
 #include "adapters/dkim/dkim_result.hpp"
 #include "adapters/dkim/dkim_tags.hpp"
@@ -40,6 +43,12 @@ void append_crlf(std::string& out, std::string_view text) {
 std::string cstr(const unsigned char* p) { return p ? std::string(reinterpret_cast<const char*>(p)) : std::string(); }
 
 std::string trimmed(std::string_view v) { return dkim::strip_fws(v); }
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
 
 }  // namespace
 
@@ -74,6 +83,7 @@ class MessageImpl final : public DkimMessage {
   MessageImpl& operator=(const MessageImpl&) = delete;
 
   unsigned max_signatures() const noexcept { return v_.options.max_signatures; }
+  std::size_t omitted() const noexcept override { return omitted_; }
 
   void header(std::string_view name, std::string_view value) override {
     if (state_ != State::Headers) return;
@@ -84,11 +94,26 @@ class MessageImpl final : public DkimMessage {
       append_crlf(hbuf_, value);
       // Drop a line end after the value, should an MTA leave one.
       while (!hbuf_.empty() && (hbuf_.back() == '\n' || hbuf_.back() == '\r')) hbuf_.pop_back();
+      // Every field is kept (one buffer) for check_header_signature(),
+      // which needs the fields h= names when libopendkim hashed a
+      // DKIM-Signature of unusual shape wrongly (dkim_header_check.hpp).
+      fields_.push_back(Span{fields_text_.size(), hbuf_.size()});
+      fields_text_ += hbuf_;
       if (ascii_iequals(name, DKIM_SIGNHEADER)) {
         Seen s;
         std::string_view v(hbuf_);
         v.remove_prefix(name.size() + 1);
         s.tags = dkim::parse_tag_list(v);
+        s.field = fields_.size() - 1;
+        s.library_misreads = dkim::library_strip_differs(hbuf_);
+        if (s.tags && s.tags->get("l") && !v_.options.allow_unsigned_trailer) {
+          // RFC 6376 8.2: count the canonicalized body to see whether
+          // anything follows the signed length (dkim_body_length.hpp).
+          std::string c = s.tags->get("c") ? dkim::strip_fws(*s.tags->get("c")) : std::string();
+          bool relaxed = c.size() > c.find('/') && c.substr(c.find('/') + 1) == "relaxed";
+          s.body_counter = relaxed ? 1 : 0;
+          if (!counters_[s.body_counter]) counters_[s.body_counter].emplace(relaxed);
+        }
         seen_.push_back(std::move(s));
       }
       if (dkim_) (void)dkim_header(dkim_.get(), reinterpret_cast<unsigned char*>(hbuf_.data()), hbuf_.size());
@@ -115,6 +140,8 @@ class MessageImpl final : public DkimMessage {
     if (state_ == State::Headers) end_of_headers();
     if (state_ != State::Body || !verifying_ || chunk.empty()) return;
     // dkim_body() only reads the chunk; its prototype lacks the const.
+    for (auto& c : counters_)
+      if (c) c->add(chunk);
     DKIM_STAT st = dkim_body(dkim_.get(), reinterpret_cast<unsigned char*>(const_cast<char*>(chunk.data())), chunk.size());
     if (st != DKIM_STAT_OK) {
       verifying_ = false;
@@ -148,7 +175,20 @@ class MessageImpl final : public DkimMessage {
   enum class State { Headers, Body, Done };
   struct Seen {
     Expected<dkim::TagList, std::string> tags = Unexpected<std::string>{"not parsed"};
+    std::size_t field = 0;          // index in fields_
+    bool library_misreads = false;  // libopendkim would hash this field wrongly
+    int body_counter = -1;          // counters_ index (l= checked), or -1
   };
+  struct Span {
+    std::size_t offset, size;
+  };
+
+  std::vector<std::string_view> field_views() const {
+    std::vector<std::string_view> out;
+    out.reserve(fields_.size());
+    for (const Span& f : fields_) out.push_back(std::string_view(fields_text_).substr(f.offset, f.size));
+    return out;
+  }
 
   void note_failure(std::string what) {
     if (failure_.empty()) failure_ = std::move(what);
@@ -205,6 +245,20 @@ class MessageImpl final : public DkimMessage {
     return out;
   }
 
+  // body_hash_state - DKIM_SIGBH_MATCH or _MISMATCH: the body hash
+  // libopendkim computed for SIG against bh= (RFC 6376 3.7).
+  int body_hash_state(DKIM_SIGINFO* sig, const dkim::TagList& tags) const {
+    void* hh = nullptr;
+    void* bh = nullptr;
+    std::size_t hhlen = 0, bhlen = 0;
+    auto want = tags.get("bh");
+    if (!want || dkim_sig_gethashes(sig, &hh, &hhlen, &bh, &bhlen) != DKIM_STAT_OK || bh == nullptr)
+      return DKIM_SIGBH_UNTESTED;
+    const auto* p = static_cast<const unsigned char*>(bh);
+    std::string got = dkim::base64_encode(std::vector<unsigned char>(p, p + bhlen));
+    return got == dkim::strip_fws(*want) ? DKIM_SIGBH_MATCH : DKIM_SIGBH_MISMATCH;
+  }
+
   std::vector<DkimSignatureResult> results() {
     std::vector<DkimSignatureResult> out;
     if (seen_.empty()) return out;
@@ -215,8 +269,12 @@ class MessageImpl final : public DkimMessage {
       n = 0;
     }
     std::vector<DKIM_SIGINFO*> sigs = match(list, n);
-    out.reserve(seen_.size());
-    for (std::size_t i = 0; i < seen_.size(); ++i) out.push_back(one(seen_[i], sigs[i]));
+    // RFC 9990 keeps at most 100 DKIM results per row; so do we, and count
+    // the rest (Authentication-Results and the log line say how many).
+    const std::size_t shown = std::min(seen_.size(), kMaxDkimResults);
+    omitted_ = seen_.size() - shown;
+    out.reserve(shown);
+    for (std::size_t i = 0; i < shown; ++i) out.push_back(one(seen_[i], sigs[i]));
     return out;
   }
 
@@ -260,8 +318,35 @@ class MessageImpl final : public DkimMessage {
       std::string s = cstr(dkim_sig_getselector(sig));
       if (r.domain.empty()) r.domain = d;
       if (r.selector.empty()) r.selector = s;
+      // The handle that verified must be the signature we parsed: the
+      // d= and s= a pass is credited to are ours, so they must agree.
+      if (seen.tags && !f.syntax_error && !d.empty() && !s.empty() && (!ascii_iequals(d, r.domain) || !ascii_iequals(s, r.selector)))
+        f.syntax_error = "libopendkim read d=/s= as " + d + "/" + s;
       if (!d.empty() && !s.empty())
         if (const dkim::KeyQuery* q = keys_.find(s + "." DKIM_DNSKEYNAME "." + d)) f.key_lookup = q->lookup;
+      // libopendkim hashed this DKIM-Signature field wrongly (FWS before
+      // "=", dkim_header_check.hpp), so its header verdict is replaced by
+      // our own check. It compares the body hash only after a header
+      // pass, so that comparison is made here from the hash it computed.
+      if (seen.library_misreads && seen.tags && f.bh == DKIM_SIGBH_UNTESTED && f.sig_error == DKIM_SIGERROR_BADSIG)
+        f.bh = body_hash_state(sig, *seen.tags);
+      if (seen.library_misreads && seen.tags && f.bh == DKIM_SIGBH_MATCH && f.key_lookup &&
+          !f.key_lookup->record.empty() &&
+          (f.sig_error == DKIM_SIGERROR_BADSIG || (f.flags & DKIM_SIGFLAG_PASSED) != 0)) {
+        dkim::HeaderCheck hc = dkim::check_header_signature(field_views(), seen.field, *seen.tags, f.key_lookup->record);
+        if (hc == dkim::HeaderCheck::Pass) {
+          f.sig_error = DKIM_SIGERROR_OK;
+          f.flags |= DKIM_SIGFLAG_PASSED;
+          if (f.key_bits == 0 && f.alg == DKIM_SIGN_ED25519SHA256) f.key_bits = 256;
+        } else if (hc == dkim::HeaderCheck::Fail) {
+          f.sig_error = DKIM_SIGERROR_BADSIG;
+          f.flags &= ~static_cast<unsigned>(DKIM_SIGFLAG_PASSED);
+        }
+      }
+      if (seen.body_counter >= 0 && counters_[seen.body_counter] && seen.tags) {
+        auto l = seen.tags->get("l") ? dkim::parse_unsigned(dkim::strip_fws(*seen.tags->get("l"))) : std::nullopt;
+        if (l && counters_[seen.body_counter]->length() > *l) f.unsigned_trailer = true;
+      }
       // RFC 8601 2.7.1 header.b: enough of b= to tell the signatures apart.
       std::size_t want = kMinBPrefix;
       char sub[1024];
@@ -277,6 +362,7 @@ class MessageImpl final : public DkimMessage {
     dkim::Classification c = dkim::classify_signature(f);
     r.result = c.result;
     r.reason = std::move(c.reason);
+    r.domain = lower(r.domain);
     return r;
   }
 
@@ -285,6 +371,10 @@ class MessageImpl final : public DkimMessage {
   dkim::DkimHandle dkim_;
   dkim::KeyLog keys_;
   std::vector<Seen> seen_;
+  std::vector<Span> fields_;
+  std::string fields_text_;
+  std::optional<dkim::CanonBodyLength> counters_[2];  // simple, relaxed body canonicalization
+  std::size_t omitted_ = 0;
   std::string hbuf_;
   State state_ = State::Headers;
   bool verifying_ = false;
