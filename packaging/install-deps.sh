@@ -11,7 +11,7 @@ BUILD_PKGS="
   build-essential cmake pkg-config
   libmilter-dev
   libspf2-dev
-  libopendkim-dev libssl-dev
+  libopendkim-dev libssl-dev libdb-dev libbsd-dev
   libldns-dev
   libspdlog-dev libfmt-dev
   libpsl-dev publicsuffix

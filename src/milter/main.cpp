@@ -365,8 +365,6 @@ int main(int argc, char** argv) {
                to_token(config.mode), built.value()->authserv_id);
   if (io::enable())
     spdlog::debug("MTA connections are read through a buffer (DMARC_MILTER_NO_READ_BUFFER=1 turns it off)");
-  if (!DkimVerifier::key_cache_active())
-    spdlog::warn("DKIM keys are decoded again for every signature: d2i_PUBKEY_bio does not reach the key cache");
   set_first_connection_check(check_read_buffer);
   g_in_main = true;
   watch_sigwait();

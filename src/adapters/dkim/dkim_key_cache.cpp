@@ -1,7 +1,6 @@
 // dkim_key_cache.cpp - d2i_PUBKEY_bio with a cache in front (see the header)
 #include "dkim_key_cache.hpp"
 
-#include <dlfcn.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -84,11 +83,6 @@ KeyCache& cache() {
 
 std::atomic<std::uint64_t> g_hits{0}, g_misses{0}, g_passed{0};
 
-D2iFn real_d2i() {
-  static D2iFn fn = reinterpret_cast<D2iFn>(dlsym(RTLD_NEXT, "d2i_PUBKEY_bio"));
-  return fn;
-}
-
 // der_of - the bytes of the one DER object at the head of a memory BIO
 // (what d2i_PUBKEY_bio would read), in the BIO's own memory; empty when it
 // is not one whole definite-length SEQUENCE of at most kMaxDer octets.
@@ -116,8 +110,9 @@ KeyCacheStats key_cache_stats() {
   s.misses = g_misses.load();
   s.passed = g_passed.load();
   s.entries = cache().size();
-  // Whether the process's d2i_PUBKEY_bio, as libopendkim finds it, is ours.
-  s.active = dlsym(RTLD_DEFAULT, "d2i_PUBKEY_bio") == reinterpret_cast<void*>(&::d2i_PUBKEY_bio);
+  // libopendkim's calls were renamed to ours at link time (CMakeLists.txt);
+  // active once one of them arrived here.
+  s.active = s.hits + s.misses + s.passed > 0;
   return s;
 }
 
@@ -125,12 +120,12 @@ void key_cache_clear() { cache().clear(); }
 
 }  // namespace dmarc::dkim
 
-// The interposed OpenSSL function: same contract as OpenSSL's (the caller
-// owns the returned key and frees it with EVP_PKEY_free).
-extern "C" __attribute__((visibility("default"))) EVP_PKEY* d2i_PUBKEY_bio(BIO* bp, EVP_PKEY** a) {
+// What libopendkim's d2i_PUBKEY_bio calls were renamed to (ld --wrap):
+// same contract as OpenSSL's (the caller owns the returned key and frees it
+// with EVP_PKEY_free). Everyone else calls OpenSSL's directly.
+extern "C" EVP_PKEY* __wrap_d2i_PUBKEY_bio(BIO* bp, EVP_PKEY** a) {
   using namespace dmarc::dkim;
-  D2iFn real = real_d2i();
-  if (!real) return nullptr;  // cannot happen while libcrypto is loaded
+  D2iFn real = &::d2i_PUBKEY_bio;
   if (a != nullptr || bp == nullptr || BIO_method_type(bp) != BIO_TYPE_MEM) {
     g_passed.fetch_add(1, std::memory_order_relaxed);
     return real(bp, a);

@@ -8,13 +8,15 @@
 // constants of a key object it sees for the first time. Debian's opendkim
 // pays both on every message.
 //
-// dkim_key_cache.cpp defines d2i_PUBKEY_bio in the executable. The dynamic
-// linker looks in the executable before any shared library, so
-// libopendkim's call lands there: a DER SubjectPublicKeyInfo read from a
-// memory BIO (the only kind libopendkim uses) that was decoded before is
-// answered from the cache with a new reference to the same EVP_PKEY (and so
-// the RSA key with its Montgomery constants, cached inside it by OpenSSL);
-// anything else goes to OpenSSL's own function (dlsym RTLD_NEXT). The cache
+// libopendkim.a is linked with "ld -r --wrap=d2i_PUBKEY_bio" (CMakeLists.txt),
+// so its calls, and only its calls, land in __wrap_d2i_PUBKEY_bio
+// (dkim_key_cache.cpp): a DER SubjectPublicKeyInfo read from a memory BIO
+// (the only kind libopendkim uses) that was decoded before is answered from
+// the cache with a new reference to the same EVP_PKEY (and so the RSA key
+// with its Montgomery constants, cached inside it by OpenSSL); anything else
+// goes to OpenSSL's own function. Nothing else in the process (libcurl,
+// libpq, SQLite's users) is affected: the executable exports no
+// d2i_PUBKEY_bio (tests/tools/check_symbol_scope.sh). The cache
 // key is the DER bytes themselves, so a key can never be answered for
 // another, and DNS caching (TTLs) stays where it is, in the resolver.
 // Sharing one EVP_PKEY between threads for verification is safe in OpenSSL
@@ -31,7 +33,7 @@ struct KeyCacheStats {
   std::uint64_t misses = 0;  // decoded by OpenSSL, then kept
   std::uint64_t passed = 0;  // not cacheable (not a memory BIO, a target given, bad DER)
   std::size_t entries = 0;
-  bool active = false;  // false when d2i_PUBKEY_bio calls do not reach us
+  bool active = false;  // true once a libopendkim call reached the cache
 };
 
 // The most keys kept; the least recently used goes first.
