@@ -331,4 +331,10 @@ bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+std::string ascii_lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
 }  // namespace dmarc

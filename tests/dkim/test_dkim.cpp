@@ -704,4 +704,10 @@ TEST_CASE("dkim shapes: which DKIM-Signature fields libopendkim hashes wrongly",
   // Relaxed header canonicalization (RFC 6376 3.4.2).
   CHECK(dk::canon_header("SubJect \t: \t a  b \r\n\tc  ", true) == "subject:a b c");
   CHECK(dk::canon_header("SubJect : a", false) == "SubJect : a");
+  // c= (RFC 6376 3.5): "relaxed" alone is relaxed/simple; absent is simple/simple.
+  auto canon = [](const char* tl) { return dk::canon_of(*dk::parse_tag_list(tl)); };
+  CHECK((canon("c=relaxed").header_relaxed && !canon("c=relaxed").body_relaxed));
+  CHECK((canon("c = simple /\r\n relaxed").body_relaxed && !canon("c=simple/relaxed").header_relaxed));
+  CHECK((!canon("a=x").header_relaxed && !canon("a=x").body_relaxed && canon("a=x").valid));
+  CHECK_FALSE(canon("c=relaxed/nowsp").valid);
 }

@@ -49,5 +49,7 @@ bool is_subdomain_or_same(std::string_view child, std::string_view parent) noexc
 // ascii_iequals - equal when ASCII letters are folded to lower case (DNS
 // names, RFC 4343; tag names and keywords of DMARC, SPF, DKIM, config).
 bool ascii_iequals(std::string_view a, std::string_view b) noexcept;
+// ascii_lowercase - S with ASCII letters in lower case (other octets kept).
+std::string ascii_lowercase(std::string_view s);
 
 }  // namespace dmarc

@@ -17,12 +17,6 @@ namespace {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 std::string_view name_of(std::string_view field) {
   std::size_t colon = field.find(':');
@@ -99,13 +93,28 @@ std::string library_strip_b(std::string_view field) {
   return out;
 }
 
+Canon canon_of(const TagList& tags) {
+  Canon out;
+  auto c = tags.get("c");
+  if (!c) return out;
+  std::string v = strip_fws(*c);
+  std::size_t slash = v.find('/');
+  auto relaxed = [&](std::string_view part, bool& into) {
+    if (part == "relaxed") into = true;
+    else if (part != "simple") out.valid = false;
+  };
+  relaxed(std::string_view(v).substr(0, slash), out.header_relaxed);
+  if (slash != std::string::npos) relaxed(std::string_view(v).substr(slash + 1), out.body_relaxed);
+  return out;
+}
+
 std::string canon_header(std::string_view field, bool relaxed) {
   if (!relaxed) return std::string(field);
   // RFC 6376 3.4.2: lower-case name, unfold, WSP runs to one SP, no WSP at
   // the end of the value or around the colon.
   std::size_t colon = field.find(':');
   if (colon == std::string_view::npos) return std::string(field);
-  std::string out = lower(name_of(field));
+  std::string out = ascii_lowercase(name_of(field));
   out += ':';
   bool pending_sp = false;
   bool started = false;
@@ -131,10 +140,9 @@ HeaderCheck check_header_signature(const std::vector<std::string_view>& fields, 
   const std::string alg = strip_fws(*a);
   if (alg != "rsa-sha256" && alg != "ed25519-sha256") return HeaderCheck::Unable;
   const bool ed25519 = alg == "ed25519-sha256";
-  std::string c = tags.get("c") ? strip_fws(*tags.get("c")) : std::string("simple");
-  std::string hcanon = c.substr(0, c.find('/'));
-  if (hcanon != "simple" && hcanon != "relaxed") return HeaderCheck::Unable;
-  const bool relaxed = hcanon == "relaxed";
+  const Canon canon = canon_of(tags);
+  if (!canon.valid) return HeaderCheck::Unable;
+  const bool relaxed = canon.header_relaxed;
 
   // RFC 6376 5.4.2: each name of h= takes the last instance not yet taken;
   // a name with no instance left contributes nothing.

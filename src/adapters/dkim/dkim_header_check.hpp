@@ -53,6 +53,13 @@ enum class HeaderCheck { Pass, Fail, Unable };
 HeaderCheck check_header_signature(const std::vector<std::string_view>& fields, std::size_t sig_index,
                                    const TagList& tags, std::string_view key_record);
 
+// Canon - c= (RFC 6376 3.5): "simple" when absent, "relaxed" or "simple"
+// for each part; valid false for any other value.
+struct Canon {
+  bool header_relaxed = false, body_relaxed = false, valid = true;
+};
+Canon canon_of(const TagList& tags);
+
 // canon_header - one field canonicalized (3.4.1 simple, 3.4.2 relaxed),
 // without the final CRLF.
 std::string canon_header(std::string_view field, bool relaxed);

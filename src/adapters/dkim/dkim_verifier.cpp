@@ -44,11 +44,7 @@ std::string cstr(const unsigned char* p) { return p ? std::string(reinterpret_ca
 
 std::string trimmed(std::string_view v) { return dkim::strip_fws(v); }
 
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
+
 
 }  // namespace
 
@@ -88,35 +84,34 @@ class MessageImpl final : public DkimMessage {
   void header(std::string_view name, std::string_view value) override {
     if (state_ != State::Headers) return;
     try {
-      hbuf_.clear();
-      hbuf_.append(name);
-      hbuf_ += ':';
-      append_crlf(hbuf_, value);
+      // Each field is built once, in one buffer for the whole message:
+      // libopendkim copies what it is given, and check_header_signature()
+      // needs the fields h= names when libopendkim hashed a DKIM-Signature
+      // of unusual shape wrongly (dkim_header_check.hpp).
+      const std::size_t start = fields_text_.size();
+      fields_text_.append(name);
+      fields_text_ += ':';
+      append_crlf(fields_text_, value);
       // Drop a line end after the value, should an MTA leave one.
-      while (!hbuf_.empty() && (hbuf_.back() == '\n' || hbuf_.back() == '\r')) hbuf_.pop_back();
-      // Every field is kept (one buffer) for check_header_signature(),
-      // which needs the fields h= names when libopendkim hashed a
-      // DKIM-Signature of unusual shape wrongly (dkim_header_check.hpp).
-      fields_.push_back(Span{fields_text_.size(), hbuf_.size()});
-      fields_text_ += hbuf_;
+      while (fields_text_.size() > start && (fields_text_.back() == '\n' || fields_text_.back() == '\r'))
+        fields_text_.pop_back();
+      fields_.push_back(Span{start, fields_text_.size() - start});
+      std::string_view field = std::string_view(fields_text_).substr(start);
       if (ascii_iequals(name, DKIM_SIGNHEADER)) {
         Seen s;
-        std::string_view v(hbuf_);
-        v.remove_prefix(name.size() + 1);
-        s.tags = dkim::parse_tag_list(v);
+        s.tags = dkim::parse_tag_list(field.substr(name.size() + 1));
         s.field = fields_.size() - 1;
-        s.library_misreads = dkim::library_strip_differs(hbuf_);
+        s.library_misreads = dkim::library_strip_differs(field);
         if (s.tags && s.tags->get("l") && !v_.options.allow_unsigned_trailer) {
           // RFC 6376 8.2: count the canonicalized body to see whether
           // anything follows the signed length (dkim_body_length.hpp).
-          std::string c = s.tags->get("c") ? dkim::strip_fws(*s.tags->get("c")) : std::string();
-          bool relaxed = c.size() > c.find('/') && c.substr(c.find('/') + 1) == "relaxed";
+          const bool relaxed = dkim::canon_of(*s.tags).body_relaxed;
           s.body_counter = relaxed ? 1 : 0;
           if (!counters_[s.body_counter]) counters_[s.body_counter].emplace(relaxed);
         }
         seen_.push_back(std::move(s));
       }
-      if (dkim_) (void)dkim_header(dkim_.get(), reinterpret_cast<unsigned char*>(hbuf_.data()), hbuf_.size());
+      if (dkim_) (void)dkim_header(dkim_.get(), reinterpret_cast<unsigned char*>(fields_text_.data() + start), field.size());
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception& e) {
@@ -362,7 +357,7 @@ class MessageImpl final : public DkimMessage {
     dkim::Classification c = dkim::classify_signature(f);
     r.result = c.result;
     r.reason = std::move(c.reason);
-    r.domain = lower(r.domain);
+    r.domain = ascii_lowercase(r.domain);
     return r;
   }
 
@@ -375,7 +370,6 @@ class MessageImpl final : public DkimMessage {
   std::string fields_text_;
   std::optional<dkim::CanonBodyLength> counters_[2];  // simple, relaxed body canonicalization
   std::size_t omitted_ = 0;
-  std::string hbuf_;
   State state_ = State::Headers;
   bool verifying_ = false;
   std::string failure_;
