@@ -701,6 +701,11 @@ TEST_CASE("dkim shapes: which DKIM-Signature fields libopendkim hashes wrongly",
   for (const char* differs : {"DKIM-Signature: v=1; b =abc", "DKIM-Signature: v=1; b\r\n =abc",
                               "DKIM-Signature: v=1; zb=1; b=abc"})
     CHECK(dk::library_strip_differs(differs));
+  // library_strip_differs() says exactly whether the two strips differ.
+  for (const char* f : {"DKIM-Signature: v=1; bh=q=; b=abc", "DKIM-Signature: v=1; b =abc", "DKIM-Signature: zb=1; b=x",
+                        "DKIM-Signature: b\t= x ; zb = 2", "DKIM-Signature:", "DKIM-Signature: =b; b=", "DKIM-Signature: ;;b=;",
+                        "DKIM-Signature: a=b=c; b=d", "DKIM-Signature: \r\n b=abc"})
+    CHECK(dk::library_strip_differs(f) == (dk::rfc_strip_b(f) != dk::library_strip_b(f)));
   // Relaxed header canonicalization (RFC 6376 3.4.2).
   CHECK(dk::canon_header("SubJect \t: \t a  b \r\n\tc  ", true) == "subject:a b c");
   CHECK(dk::canon_header("SubJect : a", false) == "SubJect : a");

@@ -108,6 +108,28 @@ Canon canon_of(const TagList& tags) {
   return out;
 }
 
+bool library_strip_differs(std::string_view field) noexcept {
+  if (field.find('\0') != std::string_view::npos) return true;
+  std::size_t colon = field.find(':');
+  if (colon == std::string_view::npos) return false;
+  std::size_t pos = colon + 1;
+  while (pos < field.size()) {
+    std::size_t semi = field.find(';', pos);
+    std::string_view spec = field.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+    std::size_t eq = spec.find('=');
+    if (eq != std::string_view::npos) {
+      std::string_view name = spec.substr(0, eq);
+      const bool library_blanks = eq > 0 && name.back() == 'b';
+      while (!name.empty() && (is_wsp(name.front()) || name.front() == '\r' || name.front() == '\n')) name.remove_prefix(1);
+      while (!name.empty() && (is_wsp(name.back()) || name.back() == '\r' || name.back() == '\n')) name.remove_suffix(1);
+      if (library_blanks != (name == "b")) return true;
+    }
+    if (semi == std::string_view::npos) break;
+    pos = semi + 1;
+  }
+  return false;
+}
+
 std::string canon_header(std::string_view field, bool relaxed) {
   if (!relaxed) return std::string(field);
   // RFC 6376 3.4.2: lower-case name, unfold, WSP runs to one SP, no WSP at
