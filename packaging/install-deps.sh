@@ -16,17 +16,21 @@ BUILD_PKGS="
   libspdlog-dev libfmt-dev
   libpsl-dev publicsuffix
   libsqlite3-dev
+  libxml2-dev zlib1g-dev libgmime-3.0-dev libcurl4-openssl-dev
 "
 # The test suite starts its own DNS server (NSD) on 127.0.0.1 and uses
 # Catch2 v2 for the unit tests; ldnsutils gives drill for debugging zones.
 # The end-to-end tests start their own Postfix instances on 127.0.0.1
 # (Postfix conflicts with sendmail-bin: it is the MTA package here).
+# Reports: xmllint (libxml2-utils) validates generated XML against the XSDs;
+# sqlite3 lets the store tests look into a database as an admin would.
 TEST_PKGS="
   catch2 nlohmann-json3-dev libyaml-cpp-dev
   nsd
   ldnsutils
   python3
   postfix
+  libxml2-utils sqlite3
 "
 
 pkgs="$BUILD_PKGS"
