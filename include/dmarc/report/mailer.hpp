@@ -6,6 +6,10 @@
 //   auto err = m->send("dmarc@example.net", {"rua@example.com"}, message);
 // DESCRIPTION
 //   command_mailer runs ARGV[0] with ARGV through posix_spawn: no shell,
+//   ARGV[0] an absolute path. A sendmail(1) (ARGV[0] named "sendmail")
+//   without -f gets "-f FROM", the report's envelope sender; a command
+//   without -t gets "--" and the recipients as its last arguments (with
+//   -t the MTA reads them from the To field). The rest of the contract:
 //   the message on standard input, standard output and error captured
 //   (the first 4 KiB go into the error text). Exit status 0 is success;
 //   another status, a signal, or no exit within TIMEOUT (the child is then

@@ -1,0 +1,156 @@
+// report_mail.cpp - the report mail through GMime 3 (dmarc/report/report_mail.hpp)
+//
+// Every header and MIME boundary is GMime's: this file only says what goes
+// in. GObjects are held by unique_ptr with g_object_unref.
+#include "dmarc/report/report_mail.hpp"
+
+#include <gmime/gmime.h>
+
+#include <memory>
+#include <mutex>
+
+namespace dmarc {
+
+namespace {
+
+struct GObjectUnref {
+  void operator()(void* p) const noexcept {
+    if (p) g_object_unref(p);
+  }
+};
+template <class T>
+using GPtr = std::unique_ptr<T, GObjectUnref>;
+
+struct GFree {
+  void operator()(void* p) const noexcept { g_free(p); }
+};
+using GString_ = std::unique_ptr<char, GFree>;
+
+void init_gmime() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+}
+
+// one_line - a header value cannot hold a line break (RFC 5322 2.2): CR,
+// LF and other controls become spaces before GMime folds and encodes it.
+std::string one_line(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+  return out;
+}
+
+bool plain_address(std::string_view a) {
+  if (a.empty() || a.size() > 320 || a.find('@') == std::string_view::npos) return false;
+  for (unsigned char c : a) {
+    if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',' || c == '"' || c == '(' || c == ')') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Expected<std::string, std::string> build_report_mail(const ReportMail& m) {
+  init_gmime();
+  if (!plain_address(m.from)) return Unexpected{std::string("report mail: bad From address '" + one_line(m.from) + "'")};
+  if (m.to.empty()) return Unexpected{std::string("report mail: no recipient")};
+  for (const auto& t : m.to) {
+    if (!plain_address(t)) return Unexpected{std::string("report mail: bad To address '" + one_line(t) + "'")};
+  }
+  GPtr<GMimeMessage> msg(g_mime_message_new(TRUE));
+  std::string from_name = one_line(m.from_name);
+  g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_FROM, from_name.empty() ? nullptr : from_name.c_str(),
+                             m.from.c_str());
+  for (const auto& t : m.to) g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_TO, nullptr, t.c_str());
+  g_mime_message_set_subject(msg.get(), one_line(m.subject).c_str(), "utf-8");
+  {
+    GDateTime* dt = g_date_time_new_from_unix_utc(m.date);
+    if (!dt) return Unexpected{std::string("report mail: date out of range")};
+    g_mime_message_set_date(msg.get(), dt);
+    g_date_time_unref(dt);
+  }
+  std::string mid = one_line(m.message_id);
+  if (!mid.empty()) g_mime_message_set_message_id(msg.get(), mid.c_str());
+
+  GPtr<GMimeMultipart> mixed(g_mime_multipart_new_with_subtype("mixed"));
+  GPtr<GMimeTextPart> text(g_mime_text_part_new_with_subtype("plain"));
+  g_mime_text_part_set_text(text.get(), m.text.c_str());
+  g_mime_multipart_add(mixed.get(), GMIME_OBJECT(text.get()));
+
+  std::string type = m.attachment_type.empty() ? "application/octet-stream" : m.attachment_type;
+  std::string major = type.substr(0, type.find('/'));
+  std::string minor = type.find('/') == std::string::npos ? "octet-stream" : type.substr(type.find('/') + 1);
+  GPtr<GMimePart> att(g_mime_part_new_with_type(major.c_str(), minor.c_str()));
+  g_mime_object_set_disposition(GMIME_OBJECT(att.get()), GMIME_DISPOSITION_ATTACHMENT);
+  std::string fname = one_line(m.attachment_name);
+  if (!fname.empty()) g_mime_part_set_filename(att.get(), fname.c_str());
+  GPtr<GMimeStream> data(g_mime_stream_mem_new_with_buffer(m.attachment.data(), m.attachment.size()));
+  GPtr<GMimeDataWrapper> wrapper(g_mime_data_wrapper_new_with_stream(data.get(), GMIME_CONTENT_ENCODING_DEFAULT));
+  g_mime_part_set_content(att.get(), wrapper.get());
+  g_mime_part_set_content_encoding(att.get(), GMIME_CONTENT_ENCODING_BASE64);
+  g_mime_multipart_add(mixed.get(), GMIME_OBJECT(att.get()));
+  g_mime_message_set_mime_part(msg.get(), GMIME_OBJECT(mixed.get()));
+
+  GMimeFormatOptions* fo = g_mime_format_options_new();
+  g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_UNIX);
+  GPtr<GMimeStream> out(g_mime_stream_mem_new());
+  gssize n = g_mime_object_write_to_stream(GMIME_OBJECT(msg.get()), fo, out.get());
+  g_mime_format_options_free(fo);
+  if (n < 0) return Unexpected{std::string("report mail: GMime could not write the message")};
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out.get()));
+  return std::string(reinterpret_cast<const char*>(bytes->data), bytes->len);
+}
+
+namespace {
+
+struct PartCollector {
+  std::vector<MailPart>* parts;
+};
+
+void collect_part(GMimeObject* /*parent*/, GMimeObject* part, gpointer user) {
+  auto* c = static_cast<PartCollector*>(user);
+  if (!GMIME_IS_PART(part)) return;  // multiparts and message/rfc822 wrappers
+  MailPart p;
+  GMimeContentType* ct = g_mime_object_get_content_type(part);
+  if (ct) {
+    GString_ t(g_mime_content_type_get_mime_type(ct));
+    if (t) {
+      p.content_type = t.get();
+      for (auto& ch : p.content_type) ch = static_cast<char>(g_ascii_tolower(ch));
+    }
+  }
+  if (const char* f = g_mime_part_get_filename(GMIME_PART(part))) p.file_name = f;
+  if (GMimeDataWrapper* w = g_mime_part_get_content(GMIME_PART(part))) {
+    GPtr<GMimeStream> mem(g_mime_stream_mem_new());
+    g_mime_data_wrapper_write_to_stream(w, mem.get());
+    GByteArray* b = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
+    p.data.assign(reinterpret_cast<const char*>(b->data), b->len);
+  }
+  c->parts->push_back(std::move(p));
+}
+
+}  // namespace
+
+Expected<ParsedMail, std::string> parse_report_mail(std::string_view text) {
+  init_gmime();
+  GPtr<GMimeStream> in(g_mime_stream_mem_new_with_buffer(text.data(), text.size()));
+  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(in.get()));
+  GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), nullptr));
+  if (!msg) return Unexpected{std::string("not a mail message")};
+  ParsedMail out;
+  auto list = [](InternetAddressList* l) {
+    if (!l) return std::string();
+    GString_ s(internet_address_list_to_string(l, nullptr, FALSE));
+    return s ? std::string(s.get()) : std::string();
+  };
+  out.from = list(g_mime_message_get_from(msg.get()));
+  out.to = list(g_mime_message_get_to(msg.get()));
+  if (const char* s = g_mime_message_get_subject(msg.get())) out.subject = s;
+  if (const char* s = g_mime_message_get_message_id(msg.get())) out.message_id = s;
+  if (const char* s = g_mime_object_get_header(GMIME_OBJECT(msg.get()), "Date")) out.date = s;
+  PartCollector c{&out.parts};
+  g_mime_message_foreach(msg.get(), collect_part, &c);
+  return out;
+}
+
+}  // namespace dmarc
