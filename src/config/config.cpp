@@ -95,6 +95,34 @@ const std::vector<SettingSpec>& settings_table() {
       {"DKIMAllowUnsignedTrailer", T::Boolean, "no",
        "Pass a signature with l= even when unsigned text follows the signed part of the body (RFC 6376 8.2). "
        "no: such a signature is dkim=policy.", {}, 0, 0},
+      // --- aggregate reports (dmarc-report(8))
+      {"ReportStore", T::String, build::kDefaultReportStore,
+       "Where evaluations are recorded for aggregate reports: sqlite:/ABSOLUTE/PATH, or none (no recording).", {},
+       0, 0},
+      {"ReportQueueSize", T::Integer, "10000",
+       "Records waiting for the store's writer thread at most; more are dropped, counted and logged.", {}, 100,
+       10000000},
+      {"ReportOrgName", T::String, "", "org_name of the reports sent. Empty: this host's name.", {}, 0, 0},
+      {"ReportSender", T::String, "",
+       "From address and envelope sender of report mail. Empty: dmarc-reports@ this host's name.", {}, 0, 0},
+      {"ReportContact", T::String, "", "The email address in the reports' metadata. Empty: ReportSender.", {}, 0, 0},
+      {"ReportFormat", T::Choice, "rfc7489",
+       "rfc7489: RFC 7489 Appendix C XML (what consumers read today). rfc9990: the RFC 9990 format.",
+       {"rfc7489", "rfc9990"}, 0, 0},
+      {"ReportCommand", T::String, "/usr/sbin/sendmail -t -oi",
+       "Program that takes a report mail on standard input (no shell; words split at blanks, quotes group).", {},
+       0, 0},
+      {"ReportSMTP", T::String, "", "host:port of a smarthost to send reports to by SMTP instead of ReportCommand.",
+       {}, 0, 0},
+      {"ReportTimeout", T::Integer, "120", "Seconds one report mail may take to hand over before it is a failure.",
+       {}, 5, 3600},
+      {"ReportMaxAttempts", T::Integer, "5", "Runs of dmarc-report that try a report before it is given up.", {}, 1,
+       100},
+      {"ReportRetentionDays", T::Integer, "31", "Days recorded rows and report states are kept.", {}, 2, 3660},
+      {"IgnoreMailTo", T::List, "",
+       "Addresses or domains whose incoming mail is not recorded (your own rua mailboxes: no report loops).", {}, 0,
+       0},
+      {"NoReportsList", T::List, "", "Addresses or domains that never get reports from us.", {}, 0, 0},
   };
   return table;
 }
@@ -109,7 +137,7 @@ static const KnownForeignKey kForeignKeys[] = {
     {"SPFIgnoreResults", "dmarc-milter never reads SPF results from other header fields"},
     {"HoldQuarantinedMessages", ""},  // an alias, handled below
     {"AuthservIDWithJobID", "not supported"},
-    {"HistoryFile", "aggregate data is kept by dmarc-milter's own store"},
+    {"HistoryFile", "aggregate data is kept in ReportStore and sent by dmarc-report(8)"},
     {"FailureReports", "not supported yet"},
     {"IgnoreDomains", "not supported"},
     {"IgnoreMailFrom", "not supported"},
@@ -316,6 +344,46 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
   c.dkim_min_key_bits = static_cast<unsigned>(int_of(c, "DKIMMinimumKeyBits"));
   c.dkim_max_signatures = static_cast<unsigned>(int_of(c, "DKIMMaxSignatures"));
   c.dkim_allow_unsigned_trailer = bool_of(c, "DKIMAllowUnsignedTrailer");
+
+  c.report_store = value_of(c, "ReportStore");
+  if (c.report_store != "none" && (c.report_store.rfind("sqlite:/", 0) != 0 || c.report_store.size() < 9))
+    return err("ReportStore", "ReportStore must be none or sqlite:/ABSOLUTE/PATH, not '" + c.report_store + "'");
+  c.report_queue_size = static_cast<std::size_t>(int_of(c, "ReportQueueSize"));
+  c.report_org_name = value_of(c, "ReportOrgName");
+  c.report_sender = value_of(c, "ReportSender");
+  c.report_contact = value_of(c, "ReportContact");
+  for (const char* key : {"ReportSender", "ReportContact"}) {
+    const std::string& a = value_of(c, key);
+    bool ok = a.empty() || (a.find('@') != std::string::npos && a.front() != '@' && a.back() != '@' &&
+                            std::all_of(a.begin(), a.end(), [](unsigned char ch) {
+                              return ch > 0x20 && ch < 0x7f && ch != '<' && ch != '>' && ch != ',' && ch != '"';
+                            }));
+    if (!ok) return err(key, std::string(key) + " must be a plain address such as dmarc@example.net, not '" + a + "'");
+  }
+  c.report_format = value_of(c, "ReportFormat");
+  c.report_command = value_of(c, "ReportCommand");
+  c.report_smtp = value_of(c, "ReportSMTP");
+  if (!c.report_smtp.empty()) {
+    std::size_t colon = c.report_smtp.rfind(':');
+    long port = 0;
+    bool ok = colon != std::string::npos && colon > 0;
+    if (ok) {
+      std::string_view ps = std::string_view(c.report_smtp).substr(colon + 1);
+      auto [e, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+      ok = ec == std::errc{} && e == ps.data() + ps.size() && port > 0 && port < 65536;
+    }
+    if (!ok) return err("ReportSMTP", "ReportSMTP must be HOST:PORT or [IPv6]:PORT, not '" + c.report_smtp + "'");
+  }
+  c.report_timeout_s = static_cast<int>(int_of(c, "ReportTimeout"));
+  c.report_max_attempts = static_cast<int>(int_of(c, "ReportMaxAttempts"));
+  c.report_retention_days = static_cast<int>(int_of(c, "ReportRetentionDays"));
+  for (const char* key : {"IgnoreMailTo", "NoReportsList"}) {
+    auto entries = list_entries(c, key, file, line_of(key));
+    if (!entries) return entries.error();
+    std::vector<std::string>& dst = std::string_view(key) == "IgnoreMailTo" ? c.ignore_mail_to : c.no_reports_list;
+    dst.clear();
+    for (const auto& e : *entries) dst.push_back(ascii_lowercase(e.text));
+  }
   return std::nullopt;
 }
 }  // namespace

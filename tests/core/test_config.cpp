@@ -116,3 +116,30 @@ TEST_CASE("config: conf/dmarc-milter.conf and the man page follow the settings t
   CHECK(shipped->warnings.empty());
   CHECK(format_effective(*shipped).substr(format_effective(*shipped).find('\n') + 1) == format_effective(default_config()));
 }
+
+TEST_CASE("config: report keys are checked where they are read", "[config]") {
+  auto ok = parse_config("ReportStore none\nReportFormat RFC9990\nReportSMTP [2001:db8::1]:587\n"
+                         "IgnoreMailTo rua@Example.COM, reports.example.net\n",
+                         "r.conf");
+  REQUIRE(ok);
+  CHECK(ok->report_store == "none");
+  CHECK(ok->report_format == "rfc9990");
+  CHECK(ok->ignore_mail_to == std::vector<std::string>{"rua@example.com", "reports.example.net"});
+  CHECK(default_config().report_store == "sqlite:/var/lib/dmarc-milter/reports.db");
+  CHECK(default_config().report_command == "/usr/sbin/sendmail -t -oi");
+  struct Bad {
+    const char* text;
+    const char* key;
+  };
+  for (Bad b : {Bad{"ReportStore sqlite:relative.db\n", "ReportStore"}, Bad{"ReportStore mysql://x\n", "ReportStore"},
+                Bad{"ReportSender not-an-address\n", "ReportSender"},
+                Bad{"ReportContact a@b.example, c@d.example\n", "ReportContact"},
+                Bad{"ReportSMTP smarthost.example\n", "ReportSMTP"}, Bad{"ReportSMTP host:99999\n", "ReportSMTP"},
+                Bad{"ReportMaxAttempts 0\n", "ReportMaxAttempts"}}) {
+    INFO(b.text);
+    auto r = parse_config(std::string("\n") + b.text, "r.conf");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().line == 2);
+    CHECK_THAT(r.error().message, Catch::Contains(b.key));
+  }
+}

@@ -100,6 +100,20 @@ struct Config {
   unsigned dkim_min_key_bits = 1024;
   unsigned dkim_max_signatures = 10;
   bool dkim_allow_unsigned_trailer = false;
+  // Aggregate reports (the milter records; dmarc-report(8) sends)
+  std::string report_store;              // "none" or "sqlite:/path"
+  std::size_t report_queue_size = 10000;
+  std::string report_org_name;           // "" = this host's name
+  std::string report_sender;             // "" = dmarc-reports@host
+  std::string report_contact;            // "" = report_sender
+  std::string report_format = "rfc7489";
+  std::string report_command;
+  std::string report_smtp;               // "" = use report_command
+  int report_timeout_s = 120;
+  int report_max_attempts = 5;
+  int report_retention_days = 31;
+  std::vector<std::string> ignore_mail_to;   // lower case
+  std::vector<std::string> no_reports_list;  // lower case
 
   std::string source;                   // file it came from, "" for defaults
   std::map<std::string, std::string> values;  // canonical key -> value text
