@@ -85,6 +85,7 @@ Expected<std::shared_ptr<Resolver>, std::string> Services::resolver_for(const Co
 Expected<std::shared_ptr<const Engine>, std::string> Engine::build(Config config, std::shared_ptr<Resolver> resolver) {
   auto e = std::make_shared<Engine>();
   e->authserv_id = config.authserv_id.empty() ? host_name() : config.authserv_id;
+  e->report_sender = config.report_sender.empty() ? "dmarc-reports@" + host_name() : config.report_sender;
   if (resolver) {
     e->resolver = std::move(resolver);
   } else {

@@ -7,8 +7,8 @@
 //   half-way. It holds the configuration, the decide() options built from
 //   it, the Public Suffix List (rfc7489 mode) and the DKIM library handle,
 //   and shares the resolver.
-//   Services owns what outlives a reload: the DNS cache (and the report
-//   store to come). A reload builds a new Engine on the same Services, so
+//   Services owns what outlives a reload: the DNS cache. (The report
+//   recorder, which also outlives reloads, is milter.hpp's current_recorder.) A reload builds a new Engine on the same Services, so
 //   cached answers survive it; changed DNS settings swap the upstream
 //   resolver and the cache's bounds in place.
 #pragma once
@@ -32,6 +32,7 @@ namespace dmarc::milter {
 struct Engine {
   Config config;
   std::string authserv_id;                  // AuthservID, or this host's name
+  std::string report_sender;                // ReportSender, or dmarc-reports@ this host's name
   std::shared_ptr<Resolver> resolver;       // every lookup goes through it
   std::optional<PublicSuffixList> psl;      // rfc7489 mode only
   std::unique_ptr<DkimVerifier> dkim;

@@ -69,6 +69,14 @@ void usage(FILE* out) {
                "       dmarc-milter -V\n");
 }
 
+// start_recorder - the recorder for ReportStore (null for none).
+std::shared_ptr<Recorder> start_recorder(const Config& config) {
+  if (config.report_store == "none") return nullptr;
+  auto rec = std::make_shared<Recorder>(config.report_store, config.report_queue_size);
+  rec->start();
+  return rec;
+}
+
 // reload - SIGHUP: read the configuration again; a bad file keeps the
 // running configuration and says why.
 void reload() {
@@ -94,6 +102,16 @@ void reload() {
   }
   setup_logging(engine.value()->config, !engine.value()->config.syslog);
   set_current_engine(engine.value());
+  // A changed ReportStore: a new recorder takes the next messages; the old
+  // one flushes what it holds (here, in the signal thread) and stops.
+  auto rec = current_recorder();
+  const std::string& store = engine.value()->config.report_store;
+  if ((rec ? rec->uri() : std::string("none")) != store ||
+      (rec && engine.value()->config.report_queue_size != rec->capacity())) {
+    set_recorder(start_recorder(engine.value()->config));
+    if (rec) rec->stop();
+    spdlog::info("report store: {}", store);
+  }
   spdlog::info("configuration reloaded from {}", g_config_path);
 }
 
@@ -360,9 +378,12 @@ int main(int argc, char** argv) {
     spdlog::warn("running as root: set UserID (or -u) to drop privileges");
   }
 
+  // The store is opened by the recorder's thread, as UserID: the files it
+  // creates belong to the milter's user.
+  set_recorder(start_recorder(config));
   g_reload_enabled = true;
-  spdlog::info("dmarc-milter {} starting: socket {}, mode {}, authserv-id {}", build::kVersion, config.socket,
-               to_token(config.mode), built.value()->authserv_id);
+  spdlog::info("dmarc-milter {} starting: socket {}, mode {}, authserv-id {}, report store {}", build::kVersion,
+               config.socket, to_token(config.mode), built.value()->authserv_id, config.report_store);
   if (io::enable())
     spdlog::debug("MTA connections are read through a buffer (DMARC_MILTER_NO_READ_BUFFER=1 turns it off)");
   set_first_connection_check(check_read_buffer);
@@ -373,6 +394,14 @@ int main(int argc, char** argv) {
   g_reload_enabled = false;
   // Messages in progress were let finish in the signal thread (sigwait
   // above), before libmilter stopped.
+  // What the recorder still holds goes to the store before we exit.
+  if (auto rec = current_recorder()) {
+    rec->stop(std::chrono::seconds(10));
+    auto st = rec->stats();
+    spdlog::info("report store {}: {} record(s) written, {} dropped, {} lost", rec->uri(), st.written, st.dropped,
+                 st.lost);
+    set_recorder(nullptr);
+  }
   spdlog::info("dmarc-milter stopped");
   if (!config.pid_file.empty()) unlink(config.pid_file.c_str());
   return rc == MI_SUCCESS ? 0 : kExitOsErr;

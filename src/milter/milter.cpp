@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -21,6 +22,17 @@ namespace dmarc::milter {
 namespace {
 std::mutex g_engine_mutex;
 std::shared_ptr<const Engine> g_engine;
+std::shared_ptr<Recorder> g_recorder;
+
+// record - the message's aggregate records to the recorder (it only
+// queues them; the writer thread does the I/O).
+void record(const Engine& engine, const Outcome& o) {
+  auto rec = current_recorder();
+  if (!rec || !o.checked) return;
+  if (!should_record(engine.config.ignore_mail_to, engine.report_sender, o.facts)) return;
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  rec->submit(aggregate_records(o.facts, o, now.count()));
+}
 std::atomic<int> g_open_messages{0};
 std::atomic<bool> g_draining{false};
 std::atomic<void (*)()> g_first_connection_check{nullptr};
@@ -325,6 +337,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     } end{c};
     Outcome o = c->session.eom(symval(ctx, "i"));
     spdlog::info("{}", o.log_line);
+    record(c->session.engine(), o);
     const MessageDecision& d = o.decision;
     if (d.action == Action::Reject || d.action == Action::TempFail) {
       std::string text = reply_text(d.text);
@@ -406,6 +419,16 @@ void set_current_engine(std::shared_ptr<const Engine> engine) {
 std::shared_ptr<const Engine> current_engine() {
   std::lock_guard<std::mutex> lock(g_engine_mutex);
   return g_engine;
+}
+
+void set_recorder(std::shared_ptr<Recorder> recorder) {
+  std::lock_guard<std::mutex> lock(g_engine_mutex);
+  g_recorder = std::move(recorder);
+}
+
+std::shared_ptr<Recorder> current_recorder() {
+  std::lock_guard<std::mutex> lock(g_engine_mutex);
+  return g_recorder;
 }
 
 int open_messages() { return g_open_messages.load(); }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "engine.hpp"
+#include "recorder.hpp"
 
 namespace dmarc::milter {
 
@@ -21,6 +22,12 @@ std::shared_ptr<const Engine> current_engine();
 
 // Messages between MAIL FROM and end of message or abort, for the drain
 // at SIGTERM.
+// set_recorder / current_recorder - where evaluated messages are recorded
+// (null: ReportStore none, or --eval). Outlives reloads; replaced when a
+// reload changes ReportStore.
+void set_recorder(std::shared_ptr<Recorder> recorder);
+std::shared_ptr<Recorder> current_recorder();
+
 int open_messages();
 
 // set_draining - from now on, new messages get 451 4.3.2 (the milter is

@@ -1,0 +1,181 @@
+// recorder.cpp - the bounded queue and the store's writer thread (recorder.hpp)
+#include "recorder.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "dmarc/adapters/sqlite_store.hpp"
+#include "dmarc/core/domain.hpp"
+
+namespace dmarc::milter {
+
+namespace {
+constexpr auto kDropLogInterval = std::chrono::seconds(60);
+}
+
+Recorder::Recorder(std::string uri, std::size_t capacity, Opener opener, std::chrono::milliseconds retry_interval)
+    : uri_(std::move(uri)),
+      capacity_(capacity),
+      opener_(opener ? std::move(opener) : Opener([](std::string_view u) { return open_store(u); })),
+      retry_interval_(retry_interval) {}
+
+Recorder::~Recorder() { stop(); }
+
+void Recorder::start() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (writer_.joinable() || stopping_) return;
+  writer_ = std::thread([this] { run(); });
+}
+
+bool Recorder::submit(std::vector<AggregateRecord> records) {
+  if (records.empty()) return true;
+  std::size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& r : records) {
+      if (stopping_ || queue_.size() >= capacity_) {
+        ++dropped;
+        continue;
+      }
+      queue_.push_back(std::move(r));
+    }
+    if (queue_.size() >= kBatchSize) cv_.notify_one();
+  }
+  queued_ += records.size() - dropped;
+  dropped_ += dropped;
+  return dropped == 0;
+}
+
+void Recorder::stop(std::chrono::milliseconds deadline) {
+  std::thread t;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      stop_deadline_ = std::chrono::steady_clock::now() + deadline;
+    }
+    t = std::move(writer_);
+  }
+  cv_.notify_one();
+  if (t.joinable()) t.join();
+}
+
+Recorder::Stats Recorder::stats() const {
+  Stats s;
+  s.queued = queued_;
+  s.written = written_;
+  s.dropped = dropped_;
+  s.lost = lost_;
+  s.store_ok = store_ok_;
+  return s;
+}
+
+void Recorder::run() {
+  using Clock = std::chrono::steady_clock;
+  std::shared_ptr<Store> store;
+  std::string name = uri_;
+  bool failing = false;  // "recording stopped" has been logged
+  Clock::time_point next_try{};  // no store work before this (after a failure)
+  Clock::time_point next_drop_log = Clock::now() + kDropLogInterval;
+  std::uint64_t dropped_logged = 0;
+  std::vector<AggregateRecord> batch;  // taken from the queue, not yet stored
+
+  auto fail = [&](const std::string& why) {
+    store_ok_ = false;
+    if (!failing) {
+      spdlog::error("recording stopped: {}; mail keeps flowing; retrying every {} s", why,
+                    std::chrono::duration_cast<std::chrono::seconds>(retry_interval_).count());
+      failing = true;
+    }
+    next_try = Clock::now() + retry_interval_;
+  };
+
+  for (;;) {
+    bool stopping;
+    Clock::time_point deadline;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_for(lk, kFlushInterval, [&] { return stopping_ || queue_.size() >= kBatchSize; });
+      stopping = stopping_;
+      deadline = stop_deadline_;
+      while (!queue_.empty() && batch.size() < kBatchSize) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    auto now = Clock::now();
+    if (now >= next_drop_log) {
+      std::uint64_t d = dropped_.load();
+      if (d > dropped_logged) {
+        spdlog::warn("report store {}: queue full (ReportQueueSize {}): {} record(s) dropped in the last minute",
+                     name, capacity_, d - dropped_logged);
+        dropped_logged = d;
+      }
+      next_drop_log = now + kDropLogInterval;
+    }
+    bool may_try = now >= next_try || stopping;  // one last try at stop
+    if (!batch.empty() && may_try) {
+      if (!store) {
+        auto opened = opener_(uri_);
+        if (!opened) {
+          fail(opened.error());
+        } else if (!opened.value()) {
+          // "none": nothing is recorded (the milter does not make a recorder then).
+          batch.clear();
+        } else {
+          store = opened.value();
+          name = store->describe();
+        }
+      }
+      if (store && !batch.empty()) {
+        if (auto err = store->add(batch)) {
+          fail(err->message);
+        } else {
+          written_ += batch.size();
+          batch.clear();
+          store_ok_ = true;
+          next_try = {};
+          if (failing) {
+            spdlog::info("recording resumed: {}", name);
+            failing = false;
+          }
+        }
+      }
+    }
+    if (stopping) {
+      bool empty;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        empty = queue_.empty();
+      }
+      bool out_of_time = Clock::now() >= deadline;
+      if ((empty && batch.empty()) || out_of_time || failing) {
+        std::size_t left = batch.size();
+        {
+          std::lock_guard<std::mutex> lk(mu_);
+          left += queue_.size();
+          queue_.clear();
+        }
+        if (left > 0) {
+          lost_ += left;
+          spdlog::error("stopping: {} record(s) could not be written to {}", left, name);
+        }
+        std::uint64_t d = dropped_.load();
+        if (d > dropped_logged)
+          spdlog::warn("report store {}: {} record(s) dropped (queue full) since the last count", name,
+                       d - dropped_logged);
+        return;
+      }
+    }
+  }
+}
+
+bool should_record(const std::vector<std::string>& ignore_mail_to, std::string_view report_sender,
+                   const MessageFacts& facts) noexcept {
+  if (!report_sender.empty() && ascii_iequals(facts.mail_from, report_sender)) return false;
+  for (const auto& r : facts.rcpt_to) {
+    if (in_address_list(ignore_mail_to, r)) return false;
+  }
+  return true;
+}
+
+}  // namespace dmarc::milter
