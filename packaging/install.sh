@@ -9,7 +9,10 @@
 #    "UserID dmarc-milter", unless it exists (an existing file without a
 #    UserID gets that line added: the unit passes no -u)
 # 4. a system user "dmarc-milter" to run as
-# 5. start: with systemd, the dmarc-milter.service unit; otherwise the
+# 5. /var/lib/dmarc-milter (the report store) owned by that user, and
+#    with systemd the daily dmarc-report.timer (without: see README's
+#    cron line)
+# 6. start: with systemd, the dmarc-milter.service unit; otherwise the
 #    daemon directly. It listens on the Socket of the config
 #    (inet:8895@127.0.0.1 by default); see README for the Postfix lines.
 set -eu
@@ -43,13 +46,20 @@ fi
 if ! getent passwd dmarc-milter >/dev/null; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin dmarc-milter
 fi
+# The report store's directory (ReportStore sqlite:/var/lib/dmarc-milter/...):
+# the milter writes it as its user, dmarc-report (the timer) reads it.
+install -d -m 0750 -o dmarc-milter -g dmarc-milter /var/lib/dmarc-milter
 # The milter refuses to start on a bad configuration; say why here.
 "$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -n >/dev/null
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   sed "s|@SBINDIR@|$PREFIX/sbin|" packaging/dmarc-milter.service > /etc/systemd/system/dmarc-milter.service
+  for unit in dmarc-report.service dmarc-report.timer; do
+    sed "s|@SBINDIR@|$PREFIX/sbin|" "packaging/$unit" > "/etc/systemd/system/$unit"
+  done
   systemctl daemon-reload
   systemctl enable dmarc-milter >/dev/null 2>&1 || true
+  systemctl enable --now dmarc-report.timer >/dev/null 2>&1 || true
   systemctl restart dmarc-milter
 else
   mkdir -p /run/dmarc-milter
