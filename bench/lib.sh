@@ -167,8 +167,12 @@ Syslog no
 LogLevel info
 AuthservID bench.example
 UMask 000
+# The store is on, as by default, but in the scratch directory;
+# BENCH_REPORT_STORE=none measures without it.
+ReportStore ${BENCH_REPORT_STORE:-sqlite:$WORK/reports.db}
 EOF
   done
+  rm -f "$WORK/reports.db" "$WORK/reports.db-wal" "$WORK/reports.db-shm"
   for sock in inet:8891@127.0.0.1 "unix:$WORK/sock/opendkim.sock"; do
     local name=opendkim-inet
     case $sock in unix:*) name=opendkim-unix ;; esac

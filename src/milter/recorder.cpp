@@ -1,6 +1,8 @@
 // recorder.cpp - the bounded queue and the store's writer thread (recorder.hpp)
 #include "recorder.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include "dmarc/adapters/sqlite_store.hpp"
@@ -23,7 +25,14 @@ Recorder::~Recorder() { stop(); }
 void Recorder::start() {
   std::lock_guard<std::mutex> lk(mu_);
   if (writer_.joinable() || stopping_) return;
+  // The writer takes no signal: libmilter's signal thread waits for
+  // SIGTERM and SIGHUP, and a thread that had them unblocked would be
+  // where the kernel delivers them (SIGTERM's default action: exit at once).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   writer_ = std::thread([this] { run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 bool Recorder::submit(std::vector<AggregateRecord> records) {

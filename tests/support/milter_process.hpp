@@ -4,7 +4,9 @@
 // DMARC_BINARY_DIR/dmarc-milter -f -c that file -p inet:PORT@127.0.0.1 (a
 // free port) with its standard error in a log file, and waits until the
 // port accepts connections. The destructor sends SIGTERM and waits. The
-// config should say "Syslog no" so the log file gets the lines.
+// config should say "Syslog no" so the log file gets the lines. A config
+// without ReportStore gets "ReportStore sqlite:DIR/reports.db" (DIR the
+// fresh directory), never the system's store.
 #pragma once
 
 #include <sys/types.h>
