@@ -48,6 +48,17 @@ std::string file_safe(std::string_view s) {
   return out;
 }
 
+// size_suffix - "!N[kmgt]" for a !size limit of SIZE octets, "" for none.
+std::string size_suffix(std::uint64_t size) {
+  if (size == 0) return {};
+  static const std::pair<char, int> units[] = {{'t', 40}, {'g', 30}, {'m', 20}, {'k', 10}};
+  for (auto [unit, shift] : units) {
+    std::uint64_t m = std::uint64_t{1} << shift;
+    if (size % m == 0) return "!" + std::to_string(size / m) + unit;
+  }
+  return "!" + std::to_string(size);
+}
+
 }  // namespace
 
 std::int64_t utc_day(std::int64_t t) noexcept {
@@ -148,7 +159,9 @@ std::vector<AggregateRecord> aggregate_records(const MessageFacts& facts, const 
     p.t = rec.t;
     p.psd = rec.psd;
     p.discovery = v.discovery;
-    for (const auto& u : rec.rua) p.rua.push_back(u.uri);
+    // The URI with its !size, as published (a limit in its largest unit),
+    // so that report_destinations() reads the limit back.
+    for (const auto& u : rec.rua) p.rua.push_back(u.uri + size_suffix(u.max_size));
     r.source_ip = facts.client_ip;
     r.header_from = v.author_domain;
     r.envelope_from = ascii_lowercase(domain_of(facts.mail_from));
@@ -171,6 +184,8 @@ std::vector<AggregateRecord> aggregate_records(const MessageFacts& facts, const 
 }
 
 std::string encode_fields(const std::vector<std::vector<std::string>>& entries) {
+  // One entry of one empty field would be "", as no entry is: "\\e".
+  if (entries.size() == 1 && entries[0].size() == 1 && entries[0][0].empty()) return "\\e";
   std::string out;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (i) out += '\n';
@@ -194,6 +209,7 @@ std::string encode_fields(const std::vector<std::vector<std::string>>& entries) 
 std::vector<std::vector<std::string>> decode_fields(std::string_view text) {
   std::vector<std::vector<std::string>> out;
   if (text.empty()) return out;
+  if (text == "\\e") return {{std::string()}};
   out.emplace_back();
   out.back().emplace_back();
   for (std::size_t i = 0; i < text.size(); ++i) {

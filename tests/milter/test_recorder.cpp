@@ -268,3 +268,23 @@ TEST_CASE("should_record: mail to IgnoreMailTo or from our ReportSender is not r
   f.mail_from = "";
   CHECK(should_record(ignore, "dmarc-reports@mx.example.net", f));
 }
+
+TEST_CASE("recorder: a corrupt database file at start is one clear error naming the file", "[recorder]") {
+  TempDir dir;
+  std::string db = dir.file("corrupt.db");
+  {
+    std::ofstream f(db, std::ios::binary);
+    for (int i = 0; i < 8192; ++i) f.put(static_cast<char>((i * 131) & 0xff));
+  }
+  LogCapture logs;
+  Recorder r("sqlite:" + db, 1000, {}, 50ms);
+  r.start();
+  for (int i = 0; i < 5; ++i) REQUIRE(r.submit({rec(i)}));  // mail keeps flowing
+  CHECK(eventually([&] { return logs.count("recording stopped") == 1; }));
+  CHECK_THAT(logs.all(), Catch::Contains("sqlite:" + db) && Catch::Contains("not a database"));
+  std::this_thread::sleep_for(200ms);
+  CHECK(logs.count("recording stopped") == 1);
+  r.stop(500ms);
+  CHECK(r.stats().lost == 5);
+  CHECK(r.stats().written == 0);
+}

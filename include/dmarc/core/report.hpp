@@ -126,7 +126,8 @@ std::vector<AggregateRecord> aggregate_records(const MessageFacts& facts, const 
 std::string record_key(const AggregateRecord& r);
 
 // encode_fields / decode_fields - a list of lists of strings as one text
-// ('\t' between fields, '\n' between entries, '\\' escapes), for store
+// ('\t' between fields, '\n' between entries, '\\' escapes; one entry of
+// one empty field is "\\e", as "" is no entry), for store
 // columns that hold a list (dkim results, overrides, rua).
 std::string encode_fields(const std::vector<std::vector<std::string>>& entries);
 std::vector<std::vector<std::string>> decode_fields(std::string_view text);
