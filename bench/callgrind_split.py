@@ -15,7 +15,8 @@ DESCRIPTION
               Authentication-Results, the end-of-message decision
     logging   spdlog and fmt
     protocol  libmilter and our callbacks (reading commands, replies)
-    store     (there is no store yet)
+    store     recording for aggregate reports: the records built at the end
+              of a message, the recorder's queue and writer thread, SQLite
     other     what no category reaches (start-up, the signal thread)
   A function outside these (libc, libcrypto, libstdc++) counts for the
   categories of its callers, in proportion to what each call path cost
@@ -94,6 +95,10 @@ def category(node):
     if ("libopendkim" in ob or fn.startswith("dmarc::dkim::") or "MessageImpl" in fn or "DkimVerifier" in fn
             or "DkimMessage" in fn or "DkimSignatureResult" in fn):
         return "dkim"
+    if ("libsqlite3" in ob or "SqliteStore" in fn or "Recorder" in fn or fn.startswith("dmarc::aggregate_records")
+            or fn.startswith("dmarc::record_key") or fn.startswith("dmarc::encode_fields")
+            or fn.startswith("dmarc::milter::(anonymous namespace)::record(")):
+        return "store"
     if "libmilter" in ob:
         return "protocol"
     if fn.startswith("dmarc::milter::Session::eom") or fn.startswith("dmarc::milter::Outcome"):

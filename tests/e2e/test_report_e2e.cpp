@@ -26,6 +26,7 @@
 #include <string>
 #include <thread>
 
+#include "dmarc/adapters/sqlite_store.hpp"
 #include "dmarc/core/report.hpp"
 #include "dmarc/report/aggregate_xml.hpp"
 #include "dmarc/report/report_mail.hpp"
@@ -363,4 +364,51 @@ TEST_CASE("e2e: dmarc-report killed while handing over a report; the rerun sends
   CHECK(got.size() == 2);
   CHECK(got.count({"dmarc@rpt.example", "rpt.example"}) == 1);
   CHECK(got.count({"ext@auth.example", "rpt.example"}) == 1);
+}
+
+TEST_CASE("e2e: SIGHUP with another ReportStore records the next messages there; the first keeps its rows",
+          "[e2e][report]") {
+  World w;
+  REQUIRE(send(w, Msg{}).accepted());
+  w.mx.wait_delivered(1, std::chrono::seconds(30));
+  std::string first = w.dir.file("reports.db"), second = w.dir.file("second.db");
+  std::string cfg = w.common;
+  cfg.replace(cfg.find(first), first.size(), second);
+  w.milter.rewrite_config(cfg);
+  w.milter.reload();
+  REQUIRE(w.milter.wait_log("report store: sqlite:" + second));
+  for (int i = 0; i < 2; ++i) REQUIRE(send(w, Msg{}).accepted());
+  w.mx.wait_delivered(3, std::chrono::seconds(30));
+  REQUIRE(w.milter.stop() == 0);
+  INFO(w.milter.log());
+  auto count = [](const std::string& db) {
+    auto s = open_store("sqlite:" + db);
+    REQUIRE(s);
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    auto recs = s.value()->records("rpt.example", utc_day(now.count()) - 1, utc_day(now.count()));
+    REQUIRE(recs);
+    std::uint64_t n = 0;
+    for (const auto& r : recs.value()) n += r.count;
+    return n;
+  };
+  CHECK(count(first) == 1);
+  CHECK(count(second) == 2);
+}
+
+TEST_CASE("e2e: SIGKILL of the milter loses at most the last batch window of records", "[e2e][report]") {
+  World w;
+  for (int i = 0; i < 4; ++i) REQUIRE(send(w, Msg{}).accepted());
+  w.mx.wait_delivered(4, std::chrono::seconds(30));
+  // Older than one batch window (1 s): committed by now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  REQUIRE(::kill(w.milter.pid(), SIGKILL) == 0);
+  CHECK(w.milter.stop() == 128 + SIGKILL);
+  auto s = open_store("sqlite:" + w.dir.file("reports.db"));
+  REQUIRE(s);
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  auto recs = s.value()->records("rpt.example", utc_day(now.count()) - 1, utc_day(now.count()));
+  REQUIRE(recs);
+  std::uint64_t n = 0;
+  for (const auto& r : recs.value()) n += r.count;
+  CHECK(n == 4);
 }
