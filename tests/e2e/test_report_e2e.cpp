@@ -1,8 +1,9 @@
 // test_report_e2e.cpp - aggregate reports end to end
 //
 // World: NSD serves rpt.example (p=reject, rua= an internal address, an
-// authorised external one and an unauthorised one), auth.example (which
-// authorises rpt.example's reports) and unauth.example (which does not).
+// authorised external one, an unauthorised one and one authorised by a
+// wildcard), auth.example (which authorises rpt.example's reports),
+// unauth.example (which does not) and wild.example (*._report._dmarc).
 // dmarc-milter runs in a private Postfix with a real SQLite store;
 // messages go in over SMTP. Then the built dmarc-report sends the day's
 // reports through Postfix's sendmail(1) into a second private Postfix, the
@@ -70,12 +71,16 @@ NsdServerOptions zones() {
       "rpt.example",
       "@ IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"
       "_dmarc IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@rpt.example,mailto:ext@auth.example,"
-      "mailto:ext@unauth.example\"\n"
+      "mailto:ext@unauth.example,mailto:any@wild.example\"\n"
       "e2e._domainkey IN TXT " + key_record() + "\n");
   o.extra_zones["auth.example"] = zone("auth.example",
                                        "_dmarc IN TXT \"v=DMARC1; p=none\"\n"
                                        "rpt.example._report._dmarc IN TXT \"v=DMARC1\"\n");
   o.extra_zones["unauth.example"] = zone("unauth.example", "_dmarc IN TXT \"v=DMARC1; p=none\"\n");
+  // Authorises every domain's reports with a DNS wildcard (RFC 7489 7.1).
+  o.extra_zones["wild.example"] = zone("wild.example",
+                                       "_dmarc IN TXT \"v=DMARC1; p=none\"\n"
+                                       "*._report._dmarc IN TXT \"v=DMARC1\"\n");
   return o;
 }
 
@@ -273,12 +278,13 @@ TEST_CASE("e2e: messages through Postfix and the milter become aggregate reports
   INFO(out << w.sink.log());
   CHECK(rc == 1);  // the unauthorised destination was given up
   CHECK_THAT(out, Catch::Contains("ext@unauth.example: external destination not authorised"));
-  w.sink.wait_delivered(2, std::chrono::seconds(30));
+  w.sink.wait_delivered(3, std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto got = reports(w.sink);
-  REQUIRE(got.size() == 2);
+  REQUIRE(got.size() == 3);
   REQUIRE(got.count({"dmarc@rpt.example", "rpt.example"}) == 1);
   REQUIRE(got.count({"ext@auth.example", "rpt.example"}) == 1);
+  REQUIRE(got.count({"any@wild.example", "rpt.example"}) == 1);
   for (const auto& [key, rep] : got) {
     INFO(key.first);
     CHECK(rep.meta.org_name == "mx.e2e.example");
@@ -325,7 +331,7 @@ TEST_CASE("e2e: messages through Postfix and the milter become aggregate reports
   rc = run_report(args, &out);
   CHECK(rc == 0);
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  CHECK(w.sink.delivered().size() == 2);
+  CHECK(w.sink.delivered().size() == 3);
 }
 
 TEST_CASE("e2e: dmarc-report killed while handing over a report; the rerun sends exactly the missing one",
@@ -358,12 +364,13 @@ TEST_CASE("e2e: dmarc-report killed while handing over a report; the rerun sends
   rc = run_report(args, &out);
   INFO(out << w.sink.log());
   CHECK(rc == 1);  // the unauthorised one
-  w.sink.wait_delivered(2, std::chrono::seconds(30));
+  w.sink.wait_delivered(3, std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::seconds(1));
   auto got = reports(w.sink);
-  CHECK(got.size() == 2);
+  CHECK(got.size() == 3);
   CHECK(got.count({"dmarc@rpt.example", "rpt.example"}) == 1);
   CHECK(got.count({"ext@auth.example", "rpt.example"}) == 1);
+  CHECK(got.count({"any@wild.example", "rpt.example"}) == 1);
 }
 
 TEST_CASE("e2e: SIGHUP with another ReportStore records the next messages there; the first keeps its rows",
