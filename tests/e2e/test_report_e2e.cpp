@@ -217,6 +217,19 @@ int run_report(const std::vector<std::string>& args, std::string* output,
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// run_command - a shell command's output (stdout and stderr) and exit status.
+std::string run_command(const std::string& cmd, int& status) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int w = pclose(p);
+  status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
+  return out;
+}
+
 // The period from the start of today (UTC) to a second ago.
 std::vector<std::string> today_args(const std::string& config) {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -326,6 +339,48 @@ TEST_CASE("e2e: messages through Postfix and the milter become aggregate reports
     auto p = parse_report_mail(m).value();
     CHECK_THAT(p.subject, Catch::StartsWith("Report Domain: rpt.example Submitter: mx.e2e.example Report-ID: <"));
     CHECK_THAT(p.parts[1].file_name, Catch::StartsWith("mx.e2e.example!rpt.example!") && Catch::EndsWith(".xml.gz"));
+  }
+  // Every delivered report validates against the RFC 7489 Appendix C schema.
+  for (const auto& m : w.sink.delivered()) {
+    auto p = parse_report_mail(m).value();
+    std::string xml_path = w.dir.file("delivered.xml");
+    std::ofstream(xml_path) << gunzip(p.parts[1].data).value();
+    int st = 0;
+    std::string lint = run_command("xmllint --noout --schema " + std::string(DMARC_CONFORMANCE_DIR) +
+                                       "/schema/rfc7489-appendix-c.no-namespace.derived.xsd " + xml_path,
+                                   st);
+    INFO(lint);
+    CHECK(st == 0);
+  }
+  // The same day in RFC 9990 format, written with --out from the command line:
+  // nothing is sent or recorded, and the document validates against that XSD.
+  std::string out_dir = w.dir.file("out");
+  fs::create_directory(out_dir);
+  std::string cfg9990 = w.report_config("/bin/false\nReportFormat rfc9990");
+  std::vector<std::string> out_args = args;
+  out_args[1] = cfg9990;
+  out_args.push_back("--out");
+  out_args.push_back(out_dir);
+  CHECK(run_report(out_args, &out) == 0);
+  std::string base = out_dir + "/" + report_file_name("mx.e2e.example", "rpt.example", ReportPeriod{std::stoll(args[3]), std::stoll(args[5])}, "");
+  REQUIRE(fs::exists(base + ".xml.gz"));
+  REQUIRE(fs::exists(base + ".eml"));
+  {
+    std::ifstream gzf(base + ".xml.gz", std::ios::binary);
+    std::stringstream gzs;
+    gzs << gzf.rdbuf();
+    auto xml = gunzip(gzs.str());
+    REQUIRE(xml);
+    CHECK_THAT(xml.value(), Catch::Contains("urn:ietf:params:xml:ns:dmarc-2.0"));
+    std::string xml_path = w.dir.file("out.xml");
+    std::ofstream(xml_path) << xml.value();
+    int st = 0;
+    std::string lint = run_command(
+        "xmllint --noout --schema " + std::string(DMARC_CONFORMANCE_DIR) + "/schema/rfc9990-dmarc-xml-0.2.xsd " + xml_path,
+        st);
+    INFO(lint);
+    CHECK(st == 0);
+    CHECK(parse_aggregate_xml(xml.value()).value().records.size() == 3);
   }
   // A second run over the same period sends nothing again.
   rc = run_report(args, &out);
