@@ -103,7 +103,14 @@ void Recorder::run() {
     Clock::time_point deadline;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait_for(lk, kFlushInterval, [&] { return stopping_ || queue_.size() >= kBatchSize; });
+      auto now = Clock::now();
+      if (!batch.empty() && next_try > now) {
+        // The store failed: nothing to do before the retry but stop. (A full
+        // queue must not wake us: it stays full while the store is down.)
+        cv_.wait_until(lk, std::min(next_try, now + kFlushInterval), [&] { return stopping_; });
+      } else {
+        cv_.wait_for(lk, kFlushInterval, [&] { return stopping_ || queue_.size() >= kBatchSize; });
+      }
       stopping = stopping_;
       deadline = stop_deadline_;
       while (!queue_.empty() && batch.size() < kBatchSize) {

@@ -158,17 +158,24 @@ std::optional<MailerError> CommandMailer::send(std::string_view from, const std:
   ::fcntl(out_r.get(), F_SETFL, O_NONBLOCK);
 
   SigpipeBlock no_sigpipe;
+  if (message.empty()) in_w.reset();  // nothing to write: EOF at once
   auto deadline = std::chrono::steady_clock::now() + timeout_;
   std::size_t written = 0;
   std::string output;
   bool output_open = true;
   int status = 0;
   bool exited = false;
+  bool status_lost = false;
   std::string write_error;
   while (true) {
     if (!exited) {
       pid_t w = ::waitpid(pid, &status, WNOHANG);
       if (w == pid) exited = true;
+      if (w < 0 && errno == ECHILD) {
+        // Reaped by someone else (SIGCHLD ignored): gone, status unknown.
+        exited = true;
+        status_lost = true;
+      }
     }
     // Done once the child is gone and its output is read to the end.
     if (exited && !output_open) break;
@@ -222,7 +229,9 @@ std::optional<MailerError> CommandMailer::send(std::string_view from, const std:
   bool timed_out = false;
   if (!exited) {
     pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w != pid) {
+    if (w < 0 && errno == ECHILD) {
+      status_lost = true;
+    } else if (w != pid) {
       timed_out = true;
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -237,6 +246,9 @@ std::optional<MailerError> CommandMailer::send(std::string_view from, const std:
     }
     return o.empty() ? std::string() : ": " + o;
   };
+  if (status_lost) {
+    return MailerError{what + ": its exit status was lost (is SIGCHLD ignored?)" + trimmed(), true};
+  }
   if (timed_out) {
     return MailerError{what + ": no exit within " + std::to_string(timeout_.count()) + " ms; killed" + trimmed(),
                        true};
@@ -308,6 +320,8 @@ class SmtpMailer final : public Mailer {
                                   std::string_view message) override {
     init_curl();
     const std::string what = describe();
+    // Declared before the handle: libcurl may write to it until cleanup.
+    char errbuf[CURL_ERROR_SIZE] = {0};
     std::unique_ptr<CURL, CurlFree> c(curl_easy_init());
     if (!c) return MailerError{what + ": curl_easy_init failed", true};
     std::unique_ptr<curl_slist, SlistFree> rcpts;
@@ -318,7 +332,6 @@ class SmtpMailer final : public Mailer {
       rcpts.reset(l);
     }
     Upload up{crlf(message)};
-    char errbuf[CURL_ERROR_SIZE] = {0};
     // The URL's path is the name curl greets with (EHLO).
     std::string url = "smtp://" + host_port_ + "/" + helo_;
     std::string mail_from = "<" + std::string(from) + ">";

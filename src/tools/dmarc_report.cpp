@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -56,6 +57,9 @@ bool parse_epoch(const char* s, std::int64_t* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // ReportCommand's exit status is read with waitpid(): a SIGCHLD ignored
+  // by whoever started us would have the kernel reap it first.
+  std::signal(SIGCHLD, SIG_DFL);
   if (argc >= 2 && (std::string(argv[1]) == "-V" || std::string(argv[1]) == "--version")) {
     std::printf("dmarc-report %s\n", build::kVersion);
     return 0;

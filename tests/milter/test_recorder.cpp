@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -287,4 +288,22 @@ TEST_CASE("recorder: a corrupt database file at start is one clear error naming 
   r.stop(500ms);
   CHECK(r.stats().lost == 5);
   CHECK(r.stats().written == 0);
+}
+
+TEST_CASE("recorder: a failing store with a full queue leaves the writer idle until the retry", "[recorder]") {
+  LogCapture logs;
+  Recorder r("sqlite:/nonexistent-dmarc-dir/x.db", 5000, {}, std::chrono::seconds(30));
+  r.start();
+  std::vector<AggregateRecord> many;
+  for (int i = 0; i < 2000; ++i) many.push_back(rec(i));
+  REQUIRE(r.submit(many));  // a batch of 500 in hand, 1500 waiting: more than a batch
+  REQUIRE(eventually([&] { return logs.count("recording stopped") == 1; }));
+  // Process CPU over one second: a writer spinning on the full queue would
+  // use all of it; waiting for the retry uses next to none.
+  std::clock_t c0 = std::clock();
+  std::this_thread::sleep_for(1s);
+  double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+  CHECK(cpu < 0.3);
+  r.stop(200ms);
+  CHECK(r.stats().lost == 2000);
 }

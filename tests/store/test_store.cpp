@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -465,5 +466,25 @@ TEST_CASE("two connections: a reader while the writer writes (WAL, busy timeout)
     s.period = day_period(20400 + i);
     s.destination = "d@example.com";
     REQUIRE_FALSE(reader->put_report_state(s));
+  }
+}
+
+TEST_CASE("two programs opening a new database at once both get the current schema", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("race.db");
+  for (int round = 0; round < 5; ++round) {
+    std::string path = db + std::to_string(round);
+    std::vector<std::thread> ts;
+    std::vector<std::string> errors(4);
+    for (int i = 0; i < 4; ++i) {
+      ts.emplace_back([&, i] {
+        auto s = open_store("sqlite:" + path);
+        if (!s) errors[static_cast<std::size_t>(i)] = s.error();
+      });
+    }
+    for (auto& t : ts) t.join();
+    for (const auto& e : errors) CHECK(e == "");
+    CHECK(sql_int(path, "SELECT count(*) FROM schema_version") == 1);
+    CHECK(sql_int(path, "SELECT version FROM schema_version") == kSchemaVersion);
   }
 }

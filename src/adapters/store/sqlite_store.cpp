@@ -130,28 +130,53 @@ std::optional<std::string> SqliteStore::setup() {
     StmtPtr q = prepare("PRAGMA quick_check", &err);
     if (!q) return err;
     std::string problems;
-    while (sqlite3_step(q.get()) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       std::string line = column_text(q.get(), 0);
       if (line != "ok") problems += (problems.empty() ? "" : "; ") + line;
     }
+    if (rc != SQLITE_DONE) return error("database check (quick_check) failed");
     if (!problems.empty()) return describe() + ": database is damaged (quick_check): " + problems;
   }
-  if (auto e = exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", "schema_version"))
-    return e;
-  int version = 0;
-  {
-    std::string err;
-    StmtPtr q = prepare("SELECT max(version) FROM schema_version", &err);
-    if (!q) return err;
-    if (sqlite3_step(q.get()) == SQLITE_ROW) version = sqlite3_column_int(q.get(), 0);
-  }
-  if (version > kSchemaVersion) {
-    return describe() + ": schema version " + std::to_string(version) + " is newer than this program's (" +
-           std::to_string(kSchemaVersion) + "); refusing to use it";
-  }
-  for (int v = version + 1; v <= kSchemaVersion; ++v) {
+  // Migrations: the version is read inside the write transaction, so the
+  // milter and dmarc-report opening a database at the same time never run
+  // the same migration twice.
+  for (;;) {
+    if (auto e = exec("BEGIN IMMEDIATE", "schema")) return e;
+    if (auto e = exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", "schema_version")) {
+      rollback();
+      return e;
+    }
+    int version = 0;
+    {
+      std::string err;
+      StmtPtr q = prepare("SELECT coalesce(max(version), 0) FROM schema_version", &err);
+      if (!q) {
+        rollback();
+        return err;
+      }
+      if (sqlite3_step(q.get()) != SQLITE_ROW) {
+        std::string e = error("reading the schema version");
+        q.reset();
+        rollback();
+        return e;
+      }
+      version = sqlite3_column_int(q.get(), 0);
+    }
+    if (version > kSchemaVersion) {
+      rollback();
+      return describe() + ": schema version " + std::to_string(version) + " is newer than this program's (" +
+             std::to_string(kSchemaVersion) + "); refusing to use it";
+    }
+    if (version == kSchemaVersion) {
+      if (auto e = exec("COMMIT", "schema")) {
+        rollback();
+        return e;
+      }
+      break;
+    }
+    int v = version + 1;
     std::string what = "migration to schema version " + std::to_string(v);
-    if (auto e = exec("BEGIN IMMEDIATE", what)) return e;
     std::string sql = std::string(kMigrations[v - 1]) + "DELETE FROM schema_version; INSERT INTO schema_version "
                       "VALUES (" + std::to_string(v) + ");";
     if (auto e = exec(sql.c_str(), what)) {
