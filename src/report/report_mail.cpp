@@ -4,54 +4,17 @@
 // in. GObjects are held by unique_ptr with g_object_unref.
 #include "dmarc/report/report_mail.hpp"
 
-#include <gmime/gmime.h>
-
-#include <memory>
-#include <mutex>
+#include "gmime_util.hpp"
 
 namespace dmarc {
 
-namespace {
-
-struct GObjectUnref {
-  void operator()(void* p) const noexcept {
-    if (p) g_object_unref(p);
-  }
-};
-template <class T>
-using GPtr = std::unique_ptr<T, GObjectUnref>;
-
-struct GFree {
-  void operator()(void* p) const noexcept { g_free(p); }
-};
-using GString_ = std::unique_ptr<char, GFree>;
-
-void init_gmime() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
-
-// one_line - a header value cannot hold a line break (RFC 5322 2.2): CR,
-// LF and other controls become spaces before GMime folds and encodes it.
-std::string one_line(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
-  return out;
-}
-
-bool plain_address(std::string_view a) {
-  if (a.empty() || a.size() > 320 || a.find('@') == std::string_view::npos) return false;
-  for (unsigned char c : a) {
-    if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',' || c == '"' || c == '(' || c == ')') return false;
-  }
-  return true;
-}
-
-}  // namespace
+using gmime::GPtr;
+using gmime::GText;
+using gmime::one_line;
+using gmime::plain_address;
 
 Expected<std::string, std::string> build_report_mail(const ReportMail& m) {
-  init_gmime();
+  gmime::init();
   if (!plain_address(m.from)) return Unexpected{std::string("report mail: bad From address '" + one_line(m.from) + "'")};
   if (m.to.empty()) return Unexpected{std::string("report mail: no recipient")};
   for (const auto& t : m.to) {
@@ -91,14 +54,10 @@ Expected<std::string, std::string> build_report_mail(const ReportMail& m) {
   g_mime_multipart_add(mixed.get(), GMIME_OBJECT(att.get()));
   g_mime_message_set_mime_part(msg.get(), GMIME_OBJECT(mixed.get()));
 
-  GMimeFormatOptions* fo = g_mime_format_options_new();
-  g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_UNIX);
-  GPtr<GMimeStream> out(g_mime_stream_mem_new());
-  gssize n = g_mime_object_write_to_stream(GMIME_OBJECT(msg.get()), fo, out.get());
-  g_mime_format_options_free(fo);
+  gssize n = 0;
+  std::string out = gmime::write_unix(GMIME_OBJECT(msg.get()), &n);
   if (n < 0) return Unexpected{std::string("report mail: GMime could not write the message")};
-  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out.get()));
-  return std::string(reinterpret_cast<const char*>(bytes->data), bytes->len);
+  return out;
 }
 
 namespace {
@@ -111,36 +70,22 @@ void collect_part(GMimeObject* /*parent*/, GMimeObject* part, gpointer user) {
   auto* c = static_cast<PartCollector*>(user);
   if (!GMIME_IS_PART(part)) return;  // multiparts and message/rfc822 wrappers
   MailPart p;
-  GMimeContentType* ct = g_mime_object_get_content_type(part);
-  if (ct) {
-    GString_ t(g_mime_content_type_get_mime_type(ct));
-    if (t) {
-      p.content_type = t.get();
-      for (auto& ch : p.content_type) ch = static_cast<char>(g_ascii_tolower(ch));
-    }
-  }
+  p.content_type = gmime::mime_type(part);
   if (const char* f = g_mime_part_get_filename(GMIME_PART(part))) p.file_name = f;
-  if (GMimeDataWrapper* w = g_mime_part_get_content(GMIME_PART(part))) {
-    GPtr<GMimeStream> mem(g_mime_stream_mem_new());
-    g_mime_data_wrapper_write_to_stream(w, mem.get());
-    GByteArray* b = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
-    p.data.assign(reinterpret_cast<const char*>(b->data), b->len);
-  }
+  p.data = gmime::decoded(GMIME_PART(part));
   c->parts->push_back(std::move(p));
 }
 
 }  // namespace
 
 Expected<ParsedMail, std::string> parse_report_mail(std::string_view text) {
-  init_gmime();
-  GPtr<GMimeStream> in(g_mime_stream_mem_new_with_buffer(text.data(), text.size()));
-  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(in.get()));
-  GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), nullptr));
+  gmime::init();
+  GPtr<GMimeMessage> msg = gmime::parse_message(text);
   if (!msg) return Unexpected{std::string("not a mail message")};
   ParsedMail out;
   auto list = [](InternetAddressList* l) {
     if (!l) return std::string();
-    GString_ s(internet_address_list_to_string(l, nullptr, FALSE));
+    GText s(internet_address_list_to_string(l, nullptr, FALSE));
     return s ? std::string(s.get()) : std::string();
   };
   out.from = list(g_mime_message_get_from(msg.get()));

@@ -1,0 +1,81 @@
+// NAME
+//   failure_report - the AFRF failure report model: when one is due, and
+//   the fields of its message/feedback-report part
+// SYNOPSIS
+//   if (dmarc::failure_report_due(verdict, facts)) {
+//     dmarc::FeedbackReport f = dmarc::feedback_for(facts, verdict, ar_value, user_agent, arrival);
+//     ... dmarc/report/failure_mail.hpp builds the mail around it
+//   }
+// STANDARDS
+//   RFC 5965 3.1-3.2 (ARF fields), RFC 6591 3.1-3.2 (auth-failure, its
+//   Auth-Failure, DKIM-* and SPF-DNS fields), RFC 7489 6.3 (fo=) and 7.3
+//   (Auth-Failure: dmarc, Identity-Alignment), as RFC 9991 carries them on.
+// DESCRIPTION
+//   failure_report_due() is the fo= rule for one author domain's verdict:
+//     0  (default) no mechanism gave an aligned pass
+//     1  any mechanism did not give an aligned pass
+//     d  a DKIM signature failed to verify, aligned or not (fail or
+//        permerror: a signature that was there and did not verify)
+//     s  SPF failed, aligned or not (fail or softfail)
+//   Options combine (fo=1:d:s: any of them). Never for a verdict without a
+//   record, or one found with psd=y (a public suffix domain's record).
+//   identity_alignment() lists the mechanisms that gave an aligned pass:
+//   "dkim", "spf", "dkim, spf" or "none".
+//   FeedbackReport holds the fields of a message/feedback-report part, as
+//   written and as read (parse keeps every other field in `other`).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dmarc/core/decide.hpp"
+#include "dmarc/core/evaluate.hpp"
+
+namespace dmarc {
+
+struct FeedbackReport {
+  std::string feedback_type = "auth-failure";
+  std::string version = "1";
+  std::string user_agent;
+  std::string auth_failure;        // "dmarc"
+  std::string identity_alignment;  // "none", "dkim", "spf", "dkim, spf"
+  std::vector<std::string> authentication_results;
+  std::string original_envelope_id;
+  std::string original_mail_from;
+  std::vector<std::string> original_rcpt_to;
+  std::string arrival_date;  // RFC 5322 date-time text
+  std::string source_ip;
+  std::string reporting_mta;
+  std::vector<std::string> reported_domain;
+  std::vector<std::string> reported_uri;
+  std::string delivery_result;  // delivered, spam, policy, reject, other
+  std::string dkim_domain;
+  std::string dkim_identity;
+  std::string dkim_selector;
+  std::string spf_dns;
+  std::uint64_t incidents = 1;  // written when more than 1
+  std::vector<std::pair<std::string, std::string>> other;  // any other field, as read
+};
+
+// failure_report_due - whether the verdict's record asks for a failure
+// report for this message (DESCRIPTION).
+bool failure_report_due(const Verdict& v, const MessageFacts& facts) noexcept;
+
+// identity_alignment - the Identity-Alignment value for V.
+std::string identity_alignment(const Verdict& v);
+
+// delivery_result - the Delivery-Result for what was done with the
+// message (RFC 5965 3.2 / RFC 6591): accept -> delivered, quarantine ->
+// spam (or policy when held), reject -> reject, tempfail -> other.
+std::string_view delivery_result(Action a, bool held) noexcept;
+
+// feedback_for - the report's fields for one author domain's verdict.
+// AR is our Authentication-Results value; ARRIVAL the RFC 5322 date text.
+FeedbackReport feedback_for(const MessageFacts& facts, const Verdict& v, const MessageDecision& d,
+                            std::string_view ar, std::string_view user_agent, std::string_view arrival);
+
+}  // namespace dmarc

@@ -1,0 +1,129 @@
+// test_failure_report.cpp - when a failure report is due (fo=), and its
+// fields from a verdict (dmarc/core/failure_report.hpp)
+#include <catch2/catch.hpp>
+
+#include "dmarc/core/dmarc_record.hpp"
+#include "dmarc/core/failure_report.hpp"
+
+using namespace dmarc;
+
+namespace {
+
+Verdict verdict(const std::string& record, Alignment dkim, Alignment spf) {
+  Verdict v;
+  auto r = parse_dmarc_record(record);
+  REQUIRE(r);
+  v.record = r.value();
+  v.author_domain = "example.com";
+  v.record_domain = "example.com";
+  v.dkim_alignment = dkim;
+  v.spf_alignment = spf;
+  v.result = (dkim == Alignment::Pass || spf == Alignment::Pass) ? DmarcResult::Pass : DmarcResult::Fail;
+  return v;
+}
+
+MessageFacts facts(AuthResult spf, std::vector<AuthResult> dkim) {
+  MessageFacts f;
+  f.queue_id = "QID1";
+  f.client_ip = "192.0.2.7";
+  f.mail_from = "bounce@evil.example";
+  f.rcpt_to = {"bob@example.net"};
+  SpfFacts s;
+  s.result = spf;
+  s.domain = "evil.example";
+  f.spf = s;
+  int i = 0;
+  for (auto r : dkim) {
+    DkimFacts d;
+    d.result = r;
+    d.domain = i == 0 ? "example.com" : "other.example";
+    d.selector = "s" + std::to_string(i++);
+    f.dkim.push_back(d);
+  }
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("failure reports: fo=0 (default) asks when no mechanism aligned", "[failure]") {
+  const std::string rec = "v=DMARC1; p=reject; ruf=mailto:ruf@example.com";
+  CHECK(failure_report_due(verdict(rec, Alignment::Fail, Alignment::Fail), facts(AuthResult::Fail, {})));
+  CHECK_FALSE(failure_report_due(verdict(rec, Alignment::Pass, Alignment::Fail), facts(AuthResult::Fail, {})));
+  CHECK_FALSE(failure_report_due(verdict(rec, Alignment::Fail, Alignment::Pass), facts(AuthResult::Pass, {})));
+}
+
+TEST_CASE("failure reports: fo=1 asks when any mechanism did not align", "[failure]") {
+  const std::string rec = "v=DMARC1; p=reject; fo=1";
+  CHECK(failure_report_due(verdict(rec, Alignment::Pass, Alignment::Fail), facts(AuthResult::Fail, {})));
+  CHECK(failure_report_due(verdict(rec, Alignment::Fail, Alignment::Pass), facts(AuthResult::Pass, {})));
+  CHECK(failure_report_due(verdict(rec, Alignment::Fail, Alignment::Fail), facts(AuthResult::Fail, {})));
+  CHECK_FALSE(failure_report_due(verdict(rec, Alignment::Pass, Alignment::Pass), facts(AuthResult::Pass, {})));
+}
+
+TEST_CASE("failure reports: fo=d asks when a DKIM signature failed, aligned or not", "[failure]") {
+  const std::string rec = "v=DMARC1; p=reject; fo=d";
+  // The message passes DMARC by SPF; a signature of another domain failed.
+  Verdict pass = verdict(rec, Alignment::Fail, Alignment::Pass);
+  CHECK(failure_report_due(pass, facts(AuthResult::Pass, {AuthResult::Pass, AuthResult::Fail})));
+  CHECK(failure_report_due(pass, facts(AuthResult::Pass, {AuthResult::PermError})));
+  CHECK_FALSE(failure_report_due(pass, facts(AuthResult::Pass, {AuthResult::Pass})));
+  CHECK_FALSE(failure_report_due(pass, facts(AuthResult::Pass, {})));
+  // fo=d alone does not ask for an all-fail without DKIM signatures.
+  CHECK_FALSE(failure_report_due(verdict(rec, Alignment::Fail, Alignment::Fail), facts(AuthResult::Fail, {})));
+}
+
+TEST_CASE("failure reports: fo=s asks when SPF failed, aligned or not", "[failure]") {
+  const std::string rec = "v=DMARC1; p=reject; fo=s";
+  Verdict pass = verdict(rec, Alignment::Pass, Alignment::Fail);
+  CHECK(failure_report_due(pass, facts(AuthResult::Fail, {AuthResult::Pass})));
+  CHECK(failure_report_due(pass, facts(AuthResult::SoftFail, {AuthResult::Pass})));
+  CHECK_FALSE(failure_report_due(pass, facts(AuthResult::Neutral, {AuthResult::Pass})));
+  CHECK_FALSE(failure_report_due(pass, facts(AuthResult::Pass, {AuthResult::Pass})));
+  // Combined options: any of them.
+  const std::string both = "v=DMARC1; p=reject; fo=d:s";
+  CHECK(failure_report_due(verdict(both, Alignment::Pass, Alignment::Pass), facts(AuthResult::Pass, {AuthResult::Fail})));
+  CHECK(failure_report_due(verdict(both, Alignment::Pass, Alignment::Pass), facts(AuthResult::Fail, {AuthResult::Pass})));
+}
+
+TEST_CASE("failure reports: never for psd=y, nor without a record", "[failure]") {
+  CHECK_FALSE(failure_report_due(verdict("v=DMARC1; p=reject; psd=y; fo=1", Alignment::Fail, Alignment::Fail),
+                                 facts(AuthResult::Fail, {AuthResult::Fail})));
+  Verdict none;
+  none.result = DmarcResult::None;
+  CHECK_FALSE(failure_report_due(none, facts(AuthResult::Fail, {})));
+}
+
+TEST_CASE("failure reports: Identity-Alignment, Delivery-Result and the fields of a verdict", "[failure]") {
+  CHECK(identity_alignment(verdict("v=DMARC1; p=none", Alignment::Fail, Alignment::Fail)) == "none");
+  CHECK(identity_alignment(verdict("v=DMARC1; p=none", Alignment::Pass, Alignment::Fail)) == "dkim");
+  CHECK(identity_alignment(verdict("v=DMARC1; p=none", Alignment::Fail, Alignment::Pass)) == "spf");
+  CHECK(identity_alignment(verdict("v=DMARC1; p=none", Alignment::Pass, Alignment::Pass)) == "dkim, spf");
+  CHECK(delivery_result(Action::Accept, false) == "delivered");
+  CHECK(delivery_result(Action::Quarantine, false) == "spam");
+  CHECK(delivery_result(Action::Quarantine, true) == "policy");
+  CHECK(delivery_result(Action::Reject, false) == "reject");
+
+  Verdict v = verdict("v=DMARC1; p=reject", Alignment::Fail, Alignment::Fail);
+  MessageFacts f = facts(AuthResult::Fail, {AuthResult::Fail, AuthResult::Fail});
+  f.dkim[0].domain = "other.example";
+  f.dkim[1].domain = "example.com";  // the author's signature is the one named
+  MessageDecision d;
+  d.action = Action::Reject;
+  FeedbackReport r = feedback_for(f, v, d, "mx.example.net; dmarc=fail header.from=example.com", "dmarc-milter/0.1",
+                                  "Mon, 07 Dec 2026 10:00:00 +0000");
+  CHECK(r.feedback_type == "auth-failure");
+  CHECK(r.auth_failure == "dmarc");
+  CHECK(r.identity_alignment == "none");
+  CHECK(r.authentication_results == std::vector<std::string>{"mx.example.net; dmarc=fail header.from=example.com"});
+  CHECK(r.original_envelope_id == "QID1");
+  CHECK(r.original_mail_from == "<bounce@evil.example>");
+  CHECK(r.original_rcpt_to == std::vector<std::string>{"<bob@example.net>"});
+  CHECK(r.source_ip == "192.0.2.7");
+  CHECK(r.reported_domain == std::vector<std::string>{"example.com"});
+  CHECK(r.delivery_result == "reject");
+  CHECK(r.dkim_domain == "example.com");
+  CHECK(r.dkim_selector == "s1");
+  CHECK(r.dkim_identity == "@example.com");
+  f.mail_from.clear();
+  CHECK(feedback_for(f, v, d, "", "ua", "").original_mail_from == "<>");
+}
