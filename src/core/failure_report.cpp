@@ -1,6 +1,8 @@
 // failure_report.cpp - when a failure report is due, and its fields (dmarc/core/failure_report.hpp)
 #include "dmarc/core/failure_report.hpp"
 
+#include <charconv>
+
 #include "dmarc/core/domain.hpp"
 
 namespace dmarc {
@@ -76,6 +78,110 @@ FeedbackReport feedback_for(const MessageFacts& facts, const Verdict& v, const M
   // SPF-DNS (RFC 6591 3.2) needs the record text itself, which SpfFacts
   // does not carry: it is left out rather than written half.
   return f;
+}
+
+std::vector<std::pair<std::string, std::string>> feedback_field_list(const FeedbackReport& f) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto one = [&](const char* name, const std::string& v) {
+    if (!v.empty()) out.emplace_back(name, v);
+  };
+  auto many = [&](const char* name, const std::vector<std::string>& vs) {
+    for (const auto& v : vs) one(name, v);
+  };
+  one("Feedback-Type", f.feedback_type);
+  one("User-Agent", f.user_agent);
+  one("Version", f.version);
+  one("Auth-Failure", f.auth_failure);
+  one("Identity-Alignment", f.identity_alignment);
+  many("Authentication-Results", f.authentication_results);
+  one("Original-Envelope-Id", f.original_envelope_id);
+  one("Original-Mail-From", f.original_mail_from);
+  many("Original-Rcpt-To", f.original_rcpt_to);
+  one("Arrival-Date", f.arrival_date);
+  one("Source-IP", f.source_ip);
+  one("Reporting-MTA", f.reporting_mta);
+  many("Reported-Domain", f.reported_domain);
+  many("Reported-URI", f.reported_uri);
+  one("Delivery-Result", f.delivery_result);
+  one("DKIM-Domain", f.dkim_domain);
+  one("DKIM-Identity", f.dkim_identity);
+  one("DKIM-Selector", f.dkim_selector);
+  one("SPF-DNS", f.spf_dns);
+  if (f.incidents > 1) one("Incidents", std::to_string(f.incidents));
+  for (const auto& [k, v] : f.other) one(k.c_str(), v);
+  return out;
+}
+
+std::optional<std::string> apply_feedback_field(FeedbackReport& f, std::string_view name, std::string value) {
+  auto is = [&](std::string_view k) { return ascii_iequals(name, k); };
+  if (is("Feedback-Type")) f.feedback_type = ascii_lowercase(value);
+  else if (is("Version")) f.version = value;
+  else if (is("User-Agent")) f.user_agent = value;
+  else if (is("Auth-Failure")) f.auth_failure = ascii_lowercase(value);
+  else if (is("Identity-Alignment")) f.identity_alignment = ascii_lowercase(value);
+  else if (is("Authentication-Results")) f.authentication_results.push_back(value);
+  else if (is("Original-Envelope-Id")) f.original_envelope_id = value;
+  else if (is("Original-Mail-From")) f.original_mail_from = value;
+  else if (is("Original-Rcpt-To")) f.original_rcpt_to.push_back(value);
+  else if (is("Arrival-Date") || is("Received-Date")) f.arrival_date = value;
+  // "IP (name)", as OpenDMARC writes it: the address.
+  else if (is("Source-IP")) f.source_ip = value.substr(0, value.find_first_of(" ("));
+  else if (is("Reporting-MTA")) f.reporting_mta = value;
+  else if (is("Reported-Domain")) f.reported_domain.push_back(value);
+  else if (is("Reported-URI")) f.reported_uri.push_back(value);
+  else if (is("Delivery-Result")) f.delivery_result = ascii_lowercase(value);
+  else if (is("DKIM-Domain")) f.dkim_domain = value;
+  else if (is("DKIM-Identity")) f.dkim_identity = value;
+  else if (is("DKIM-Selector")) f.dkim_selector = value;
+  else if (is("SPF-DNS")) f.spf_dns = value;
+  else if (is("Incidents")) {
+    std::uint64_t n = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc{} || p != value.data() + value.size() || n == 0)
+      return "Incidents: not a positive number: '" + value.substr(0, 40) + "'";
+    f.incidents = n;
+  } else {
+    f.other.emplace_back(std::string(name), std::move(value));
+  }
+  return std::nullopt;
+}
+
+void FailureRateLimit::roll(std::int64_t now) {
+  std::int64_t hour = now >= 0 ? now / 3600 : -1 - (-now - 1) / 3600;
+  if (hour == hour_) return;
+  hour_ = hour;
+  sent_total_ = 0;
+  sent_.clear();
+}
+
+void FailureRateLimit::preload(std::string_view domain, std::int64_t now, std::uint64_t sent) {
+  roll(now);
+  sent_total_ += sent;
+  for (auto& [d, n] : sent_) {
+    if (ascii_iequals(d, domain)) {
+      n += sent;
+      return;
+    }
+  }
+  sent_.emplace_back(ascii_lowercase(domain), sent);
+}
+
+bool FailureRateLimit::admit(std::string_view domain, std::int64_t now) {
+  roll(now);
+  if (sent_total_ >= total_) return false;
+  std::uint64_t* mine = nullptr;
+  for (auto& [d, n] : sent_) {
+    if (ascii_iequals(d, domain)) mine = &n;
+  }
+  if (mine && *mine >= per_domain_) return false;
+  if (per_domain_ == 0) return false;
+  if (!mine) {
+    sent_.emplace_back(ascii_lowercase(domain), 0);
+    mine = &sent_.back().second;
+  }
+  ++*mine;
+  ++sent_total_;
+  return true;
 }
 
 }  // namespace dmarc

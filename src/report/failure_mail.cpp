@@ -1,8 +1,6 @@
 // failure_mail.cpp - the AFRF failure report through GMime 3 (dmarc/report/failure_mail.hpp)
 #include "dmarc/report/failure_mail.hpp"
 
-#include <charconv>
-
 #include "dmarc/core/domain.hpp"
 #include "gmime_util.hpp"
 
@@ -13,48 +11,13 @@ using gmime::GText;
 using gmime::one_line;
 using gmime::plain_address;
 
-namespace {
-
-// The fields in the order of RFC 5965 3.1/3.2 and RFC 6591 3.1.
-std::vector<std::pair<std::string, std::string>> field_list(const FeedbackReport& f) {
-  std::vector<std::pair<std::string, std::string>> out;
-  auto one = [&](const char* name, const std::string& v) {
-    if (!v.empty()) out.emplace_back(name, one_line(v));
-  };
-  auto many = [&](const char* name, const std::vector<std::string>& vs) {
-    for (const auto& v : vs) one(name, v);
-  };
-  one("Feedback-Type", f.feedback_type);
-  one("User-Agent", f.user_agent);
-  one("Version", f.version);
-  one("Auth-Failure", f.auth_failure);
-  one("Identity-Alignment", f.identity_alignment);
-  many("Authentication-Results", f.authentication_results);
-  one("Original-Envelope-Id", f.original_envelope_id);
-  one("Original-Mail-From", f.original_mail_from);
-  many("Original-Rcpt-To", f.original_rcpt_to);
-  one("Arrival-Date", f.arrival_date);
-  one("Source-IP", f.source_ip);
-  one("Reporting-MTA", f.reporting_mta);
-  many("Reported-Domain", f.reported_domain);
-  many("Reported-URI", f.reported_uri);
-  one("Delivery-Result", f.delivery_result);
-  one("DKIM-Domain", f.dkim_domain);
-  one("DKIM-Identity", f.dkim_identity);
-  one("DKIM-Selector", f.dkim_selector);
-  one("SPF-DNS", f.spf_dns);
-  if (f.incidents > 1) one("Incidents", std::to_string(f.incidents));
-  for (const auto& [k, v] : f.other) one(k.c_str(), v);
-  return out;
-}
-
-}  // namespace
 
 std::string format_feedback_fields(const FeedbackReport& f) {
   gmime::init();
   GMimeParserOptions* po = g_mime_parser_options_get_default();
   GMimeHeaderList* list = g_mime_header_list_new(po);
-  for (const auto& [name, value] : field_list(f)) g_mime_header_list_append(list, name.c_str(), value.c_str(), "utf-8");
+  for (const auto& [name, value] : feedback_field_list(f))
+    g_mime_header_list_append(list, name.c_str(), one_line(value).c_str(), "utf-8");
   GMimeFormatOptions* fo = g_mime_format_options_new();
   g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_UNIX);
   GText text(g_mime_header_list_to_string(list, fo));
@@ -89,35 +52,7 @@ Expected<FeedbackReport, std::string> parse_feedback_fields(std::string_view tex
     }
     while (!value.empty() && value.front() == ' ') value.erase(value.begin());
     while (!value.empty() && value.back() == ' ') value.pop_back();
-    auto is = [&](std::string_view k) { return ascii_iequals(name, k); };
-    if (is("Feedback-Type")) f.feedback_type = ascii_lowercase(value);
-    else if (is("Version")) f.version = value;
-    else if (is("User-Agent")) f.user_agent = value;
-    else if (is("Auth-Failure")) f.auth_failure = ascii_lowercase(value);
-    else if (is("Identity-Alignment")) f.identity_alignment = ascii_lowercase(value);
-    else if (is("Authentication-Results")) f.authentication_results.push_back(value);
-    else if (is("Original-Envelope-Id")) f.original_envelope_id = value;
-    else if (is("Original-Mail-From")) f.original_mail_from = value;
-    else if (is("Original-Rcpt-To")) f.original_rcpt_to.push_back(value);
-    else if (is("Arrival-Date") || is("Received-Date")) f.arrival_date = value;
-    else if (is("Source-IP")) f.source_ip = value.substr(0, value.find_first_of(" (")); // "IP (name)" as OpenDMARC writes
-    else if (is("Reporting-MTA")) f.reporting_mta = value;
-    else if (is("Reported-Domain")) f.reported_domain.push_back(value);
-    else if (is("Reported-URI")) f.reported_uri.push_back(value);
-    else if (is("Delivery-Result")) f.delivery_result = ascii_lowercase(value);
-    else if (is("DKIM-Domain")) f.dkim_domain = value;
-    else if (is("DKIM-Identity")) f.dkim_identity = value;
-    else if (is("DKIM-Selector")) f.dkim_selector = value;
-    else if (is("SPF-DNS")) f.spf_dns = value;
-    else if (is("Incidents")) {
-      std::uint64_t n64 = 0;
-      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n64);
-      if (ec != std::errc{} || p != value.data() + value.size() || n64 == 0)
-        return Unexpected{"Incidents: not a positive number: '" + value.substr(0, 40) + "'"};
-      f.incidents = n64;
-    } else {
-      f.other.emplace_back(name, value);
-    }
+    if (auto e = apply_feedback_field(f, name, std::move(value))) return Unexpected{*e};
   }
   if (f.feedback_type.empty()) return Unexpected{std::string("no Feedback-Type field (RFC 5965 3.1)")};
   return f;

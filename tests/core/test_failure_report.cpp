@@ -127,3 +127,49 @@ TEST_CASE("failure reports: Identity-Alignment, Delivery-Result and the fields o
   f.mail_from.clear();
   CHECK(feedback_for(f, v, d, "", "ua", "").original_mail_from == "<>");
 }
+
+TEST_CASE("failure reports: a burst of 10 000 is cut to the hourly limits, exactly", "[failure]") {
+  FailureRateLimit limit(20, 50);
+  const std::int64_t hour = 1796637600;  // 2026-12-07 10:00 UTC
+  std::uint64_t admitted_a = 0, admitted_b = 0, admitted_total = 0;
+  for (int i = 0; i < 10000; ++i) {
+    bool a = limit.admit(i % 2 ? "A.example" : "a.example", hour + i % 3600);  // one domain, any case
+    admitted_a += a;
+  }
+  CHECK(admitted_a == 20);
+  for (int i = 0; i < 10000; ++i) {
+    std::string d = "d" + std::to_string(i % 10) + ".example";
+    bool ok = limit.admit(d, hour + 100);
+    admitted_b += ok;
+  }
+  CHECK(admitted_b == 30);  // the total of 50 is reached
+  admitted_total = admitted_a + admitted_b;
+  CHECK(admitted_total == 50);
+  // The next hour starts afresh; what another run sent this hour counts.
+  CHECK(limit.admit("a.example", hour + 3600));
+  limit.preload("b.example", hour + 3600, 20);
+  CHECK_FALSE(limit.admit("b.example", hour + 3601));
+  CHECK(limit.admit("c.example", hour + 3601));
+  FailureRateLimit none(0, 100);
+  CHECK_FALSE(none.admit("a.example", hour));
+}
+
+TEST_CASE("failure reports: the field list and its reader are inverse", "[failure]") {
+  Verdict v = verdict("v=DMARC1; p=reject", Alignment::Fail, Alignment::Pass);
+  MessageFacts f = facts(AuthResult::Pass, {AuthResult::Fail});
+  MessageDecision d;
+  FeedbackReport r = feedback_for(f, v, d, "mx.example.net; dmarc=pass", "ua/1", "Mon, 07 Dec 2026 10:00:00 +0000");
+  r.incidents = 7;
+  r.other = {{"X-Extra", "value"}};
+  FeedbackReport back;
+  back.feedback_type.clear();
+  back.version.clear();
+  for (auto& [n, val] : feedback_field_list(r)) REQUIRE_FALSE(apply_feedback_field(back, n, val));
+  CHECK(feedback_field_list(back) == feedback_field_list(r));
+  CHECK(back.incidents == 7);
+  FeedbackReport bad;
+  CHECK(apply_feedback_field(bad, "incidents", "many"));
+  CHECK(apply_feedback_field(bad, "Incidents", "0"));
+  REQUIRE_FALSE(apply_feedback_field(bad, "SOURCE-IP", "192.0.2.1 (mx.example.org)"));
+  CHECK(bad.source_ip == "192.0.2.1");
+}

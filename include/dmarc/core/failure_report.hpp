@@ -61,6 +61,34 @@ struct FeedbackReport {
   std::vector<std::pair<std::string, std::string>> other;  // any other field, as read
 };
 
+// feedback_field_list - the fields of F as (name, value) in the order of
+// RFC 5965 3.1/3.2 and RFC 6591 3.1, empty ones left out, Incidents only
+// when more than 1, then F.other. Values are as given (the writer makes
+// them one line).
+std::vector<std::pair<std::string, std::string>> feedback_field_list(const FeedbackReport& f);
+// apply_feedback_field - field NAME: VALUE (unfolded) read into F; names
+// are case-insensitive, a field this model lacks goes to F.other. An error
+// for a value that cannot be what the field holds (Incidents).
+std::optional<std::string> apply_feedback_field(FeedbackReport& f, std::string_view name, std::string value);
+
+// FailureRateLimit - RFC 9991's rate limit on failure reports: at most
+// PER_DOMAIN reports per reported domain and TOTAL in all per clock hour
+// (UTC, epoch seconds / 3600). admit() counts what it lets through;
+// preload() adds what was sent earlier in the same hour (by another run).
+class FailureRateLimit {
+ public:
+  FailureRateLimit(std::uint64_t per_domain, std::uint64_t total) : per_domain_(per_domain), total_(total) {}
+  bool admit(std::string_view domain, std::int64_t now);
+  void preload(std::string_view domain, std::int64_t now, std::uint64_t sent);
+
+ private:
+  void roll(std::int64_t now);
+  std::uint64_t per_domain_, total_;
+  std::int64_t hour_ = -1;
+  std::uint64_t sent_total_ = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> sent_;  // per domain, this hour
+};
+
 // failure_report_due - whether the verdict's record asks for a failure
 // report for this message (DESCRIPTION).
 bool failure_report_due(const Verdict& v, const MessageFacts& facts) noexcept;
