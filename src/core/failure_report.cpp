@@ -80,6 +80,22 @@ FeedbackReport feedback_for(const MessageFacts& facts, const Verdict& v, const M
   return f;
 }
 
+std::string_view to_token(FailureJobStatus s) noexcept {
+  switch (s) {
+    case FailureJobStatus::Pending: return "pending";
+    case FailureJobStatus::Sent: return "sent";
+    case FailureJobStatus::Dropped: return "dropped";
+    case FailureJobStatus::Failed: return "failed";
+  }
+  return "pending";
+}
+
+std::optional<FailureJobStatus> parse_failure_job_status(std::string_view s) noexcept {
+  for (auto st : {FailureJobStatus::Pending, FailureJobStatus::Sent, FailureJobStatus::Dropped, FailureJobStatus::Failed})
+    if (to_token(st) == s) return st;
+  return std::nullopt;
+}
+
 std::vector<std::pair<std::string, std::string>> feedback_field_list(const FeedbackReport& f) {
   std::vector<std::pair<std::string, std::string>> out;
   auto one = [&](const char* name, const std::string& v) {

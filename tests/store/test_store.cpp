@@ -328,7 +328,7 @@ TEST_CASE("a version 1 database is migrated, its rows kept", "[store]") {
   REQUIRE_FALSE(create_v1_database(db));
   CHECK(sql_int(db, "SELECT version FROM schema_version") == 1);
   auto store = open_ok(db);
-  CHECK(sql_int(db, "SELECT version FROM schema_version") == 2);
+  CHECK(sql_int(db, "SELECT version FROM schema_version") == kSchemaVersion);
   auto recs = store->records("example.com", 20000, 20000);
   REQUIRE(recs);
   REQUIRE(recs.value().size() == 1);
@@ -487,4 +487,62 @@ TEST_CASE("two programs opening a new database at once both get the current sche
     CHECK(sql_int(path, "SELECT count(*) FROM schema_version") == 1);
     CHECK(sql_int(path, "SELECT version FROM schema_version") == kSchemaVersion);
   }
+}
+
+TEST_CASE("failure jobs: queued, read back whole, updated, counted for the rate limit, expired", "[store]") {
+  TempDir dir;
+  auto store = open_ok(dir.file("f.db"));
+  std::vector<FailureJob> jobs;
+  for (int i = 0; i < 3; ++i) {
+    FailureJob j;
+    j.created = 20400 * kSecondsPerDay + i;
+    j.reported_domain = i == 2 ? "Other.example" : "example.com";
+    j.policy_domain = "example.com";
+    j.ruf = {"mailto:ruf@example.com!1m", "mailto:x@example.net"};
+    j.feedback.user_agent = "dmarc-milter/0.1.0";
+    j.feedback.auth_failure = "dmarc";
+    j.feedback.identity_alignment = "none";
+    j.feedback.authentication_results = {"mx.example.net; dmarc=fail header.from=example.com"};
+    j.feedback.original_rcpt_to = {"<a@example.net>", "<b@example.net>"};
+    j.feedback.source_ip = "192.0.2." + std::to_string(i);
+    j.feedback.other = {{"X-Note", "tab\there"}};
+    j.original = std::string("From: x@example.com\nSubject: \xff binary\0tail\n", 39);
+    j.whole_message = i == 1;
+    jobs.push_back(j);
+  }
+  REQUIRE_FALSE(store->add_failure_jobs(jobs));
+  auto pending = store->pending_failure_jobs(10);
+  REQUIRE(pending);
+  REQUIRE(pending.value().size() == 3);
+  const FailureJob& first = pending.value()[0];
+  CHECK(first.id > 0);
+  CHECK(first.reported_domain == "example.com");
+  CHECK(first.ruf == jobs[0].ruf);
+  CHECK(feedback_field_list(first.feedback) == feedback_field_list(jobs[0].feedback));
+  CHECK(first.original == jobs[0].original);
+  CHECK(pending.value()[1].whole_message);
+  CHECK(pending.value()[2].reported_domain == "other.example");
+  CHECK(store->pending_failure_jobs(2).value().size() == 2);
+
+  FailureJob sent = first;
+  sent.status = FailureJobStatus::Sent;
+  sent.attempts = 1;
+  sent.updated = 20400 * kSecondsPerDay + 100;
+  sent.feedback.incidents = 4;
+  REQUIRE_FALSE(store->update_failure_job(sent));
+  FailureJob dropped = pending.value()[2];
+  dropped.status = FailureJobStatus::Dropped;
+  dropped.updated = 20400 * kSecondsPerDay + 100;
+  REQUIRE_FALSE(store->update_failure_job(dropped));
+  CHECK(store->pending_failure_jobs(10).value().size() == 1);
+  CHECK(store->failure_reports_sent("EXAMPLE.com", 20400 * kSecondsPerDay).value() == 1);
+  CHECK(store->failure_reports_sent("", 20400 * kSecondsPerDay).value() == 1);  // dropped is not sent
+  CHECK(store->failure_reports_sent("example.com", 20400 * kSecondsPerDay + 101).value() == 0);
+  FailureJob ghost = first;
+  ghost.id = 999;
+  CHECK(store->update_failure_job(ghost));
+
+  auto e = store->expire(20401);
+  REQUIRE(e);
+  CHECK(store->pending_failure_jobs(10).value().empty());
 }

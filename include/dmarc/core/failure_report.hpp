@@ -61,6 +61,27 @@ struct FeedbackReport {
   std::vector<std::pair<std::string, std::string>> other;  // any other field, as read
 };
 
+// A failure report waiting to be sent: what the milter queues in the
+// store for "dmarc-report failures" (the milter never sends mail).
+enum class FailureJobStatus { Pending, Sent, Dropped, Failed };
+std::string_view to_token(FailureJobStatus s) noexcept;
+std::optional<FailureJobStatus> parse_failure_job_status(std::string_view s) noexcept;
+
+struct FailureJob {
+  std::int64_t id = 0;            // given by the store
+  std::int64_t created = 0;       // epoch seconds
+  std::string reported_domain;    // the author domain: the rate limit's key
+  std::string policy_domain;      // where the record was found
+  std::vector<std::string> ruf;   // the ruf URIs as published, with any !size
+  FeedbackReport feedback;
+  std::string original;           // the header section, or the whole message
+  bool whole_message = false;
+  FailureJobStatus status = FailureJobStatus::Pending;
+  int attempts = 0;
+  std::string last_error;
+  std::int64_t updated = 0;
+};
+
 // feedback_field_list - the fields of F as (name, value) in the order of
 // RFC 5965 3.1/3.2 and RFC 6591 3.1, empty ones left out, Incidents only
 // when more than 1, then F.other. Values are as given (the writer makes

@@ -19,9 +19,16 @@
 //     report_states / put_report_state
 //                     one state per (policy domain, period, destination),
 //                     put replaces
-//     expire          removes rows with day < BEFORE_DAY and report states
-//                     of periods that ended before that day; returns how
-//                     many rows and states went
+//     expire          removes rows with day < BEFORE_DAY, report states
+//                     of periods that ended before that day and failure
+//                     jobs created before it; returns how many rows and
+//                     states went
+//     add_failure_jobs     one transaction; ids are given by the store
+//     pending_failure_jobs the oldest LIMIT jobs still pending, by id
+//     update_failure_job   status, attempts, last_error, updated and
+//                          the Incidents of the job with that id
+//     failure_reports_sent jobs of DOMAIN ("" for all) sent at or after
+//                          SINCE (epoch seconds): the rate limits' input
 //   Errors are values (StoreError with a message naming the database);
 //   nothing throws except std::bad_alloc. An implementation may be used
 //   from one thread at a time; the milter has one writer thread.
@@ -35,6 +42,7 @@
 #include <vector>
 
 #include "dmarc/core/expected.hpp"
+#include "dmarc/core/failure_report.hpp"
 #include "dmarc/core/report.hpp"
 
 namespace dmarc {
@@ -58,6 +66,10 @@ class Store {
   virtual Expected<std::vector<ReportState>, StoreError> report_states(std::string_view policy_domain,
                                                                        const ReportPeriod& period) = 0;
   virtual std::optional<StoreError> put_report_state(const ReportState& state) = 0;
+  virtual std::optional<StoreError> add_failure_jobs(const std::vector<FailureJob>& jobs) = 0;
+  virtual Expected<std::vector<FailureJob>, StoreError> pending_failure_jobs(std::size_t limit) = 0;
+  virtual std::optional<StoreError> update_failure_job(const FailureJob& job) = 0;
+  virtual Expected<std::uint64_t, StoreError> failure_reports_sent(std::string_view domain, std::int64_t since) = 0;
   struct Expired {
     std::uint64_t rows = 0;
     std::uint64_t states = 0;

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -58,6 +60,14 @@ constexpr const char* kMigrations[] = {
     " PRIMARY KEY (policy_domain, begin, end_, destination));",
     // 2: when a row last grew (for the readiness report and for operators).
     "ALTER TABLE agg_rows ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;",
+    // 3: failure reports waiting for dmarc-report failures.
+    "CREATE TABLE failure_jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL,"
+    " reported_domain TEXT NOT NULL, policy_domain TEXT NOT NULL, ruf TEXT NOT NULL,"
+    " feedback TEXT NOT NULL, original BLOB NOT NULL, whole_message INTEGER NOT NULL,"
+    " status TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE INDEX failure_jobs_status ON failure_jobs (status, id);"
+    "CREATE INDEX failure_jobs_sent ON failure_jobs (status, updated, reported_domain);",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -77,6 +87,10 @@ class SqliteStore final : public Store {
                                                                const ReportPeriod& period) override;
   std::optional<StoreError> put_report_state(const ReportState& state) override;
   Expected<Expired, StoreError> expire(std::int64_t before_day) override;
+  std::optional<StoreError> add_failure_jobs(const std::vector<FailureJob>& jobs) override;
+  Expected<std::vector<FailureJob>, StoreError> pending_failure_jobs(std::size_t limit) override;
+  std::optional<StoreError> update_failure_job(const FailureJob& job) override;
+  Expected<std::uint64_t, StoreError> failure_reports_sent(std::string_view domain, std::int64_t since) override;
 
  private:
   SqliteStore(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
@@ -461,6 +475,125 @@ std::optional<StoreError> SqliteStore::put_report_state(const ReportState& st) {
   return std::nullopt;
 }
 
+std::string encode_feedback(const FeedbackReport& f) {
+  std::vector<std::vector<std::string>> entries;
+  for (auto& [n, v] : feedback_field_list(f)) entries.push_back({n, v});
+  return encode_fields(entries);
+}
+
+std::optional<StoreError> SqliteStore::add_failure_jobs(const std::vector<FailureJob>& jobs) {
+  if (jobs.empty()) return std::nullopt;
+  std::string err;
+  StmtPtr q = prepare(
+      "INSERT INTO failure_jobs (created, reported_domain, policy_domain, ruf, feedback, original, whole_message,"
+      " status, attempts, last_error, updated) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+      &err);
+  if (!q) return StoreError{err};
+  if (auto e = exec("BEGIN IMMEDIATE", "begin")) return StoreError{*e};
+  for (const FailureJob& j : jobs) {
+    sqlite3_reset(q.get());
+    sqlite3_bind_int64(q.get(), 1, j.created);
+    bind_text(q.get(), 2, ascii_lowercase(j.reported_domain));
+    bind_text(q.get(), 3, ascii_lowercase(j.policy_domain));
+    bind_text(q.get(), 4, encode_fields({j.ruf}));
+    bind_text(q.get(), 5, encode_feedback(j.feedback));
+    sqlite3_bind_blob(q.get(), 6, j.original.data(), static_cast<int>(j.original.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int(q.get(), 7, j.whole_message ? 1 : 0);
+    bind_text(q.get(), 8, to_token(j.status));
+    sqlite3_bind_int(q.get(), 9, j.attempts);
+    bind_text(q.get(), 10, j.last_error);
+    sqlite3_bind_int64(q.get(), 11, j.updated);
+    if (sqlite3_step(q.get()) != SQLITE_DONE) {
+      StoreError e = store_error("add_failure_jobs");
+      sqlite3_reset(q.get());
+      rollback();
+      return e;
+    }
+  }
+  sqlite3_reset(q.get());
+  if (auto e = exec("COMMIT", "commit")) {
+    rollback();
+    return StoreError{*e};
+  }
+  return std::nullopt;
+}
+
+Expected<std::vector<FailureJob>, StoreError> SqliteStore::pending_failure_jobs(std::size_t limit) {
+  std::string err;
+  StmtPtr q = prepare(
+      "SELECT id, created, reported_domain, policy_domain, ruf, feedback, original, whole_message, status, attempts,"
+      " last_error, updated FROM failure_jobs WHERE status = 'pending' ORDER BY id LIMIT ?1",
+      &err);
+  if (!q) return unexpected(StoreError{err});
+  sqlite3_bind_int64(q.get(), 1, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+  std::vector<FailureJob> out;
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    FailureJob j;
+    j.id = sqlite3_column_int64(q.get(), 0);
+    j.created = sqlite3_column_int64(q.get(), 1);
+    j.reported_domain = column_text(q.get(), 2);
+    j.policy_domain = column_text(q.get(), 3);
+    auto ruf = decode_fields(column_text(q.get(), 4));
+    if (!ruf.empty()) j.ruf = ruf[0];
+    j.feedback.feedback_type.clear();
+    j.feedback.version.clear();
+    for (auto& e : decode_fields(column_text(q.get(), 5))) {
+      std::optional<std::string> bad = e.size() == 2 ? apply_feedback_field(j.feedback, e[0], e[1])
+                                                     : std::optional<std::string>("not a field");
+      if (bad) {
+        return unexpected(StoreError{describe() + ": failure_jobs row " + std::to_string(j.id) +
+                                     " cannot be read: feedback: " + *bad});
+      }
+    }
+    const void* blob = sqlite3_column_blob(q.get(), 6);
+    j.original.assign(static_cast<const char*>(blob ? blob : ""),
+                      static_cast<std::size_t>(sqlite3_column_bytes(q.get(), 6)));
+    j.whole_message = sqlite3_column_int(q.get(), 7) != 0;
+    auto st = parse_failure_job_status(column_text(q.get(), 8));
+    if (!st) {
+      return unexpected(StoreError{describe() + ": failure_jobs row " + std::to_string(j.id) + " has status '" +
+                                   column_text(q.get(), 8).substr(0, 32) + "'"});
+    }
+    j.status = *st;
+    j.attempts = sqlite3_column_int(q.get(), 9);
+    j.last_error = column_text(q.get(), 10);
+    j.updated = sqlite3_column_int64(q.get(), 11);
+    out.push_back(std::move(j));
+  }
+  if (rc != SQLITE_DONE) return unexpected(store_error("pending_failure_jobs"));
+  return out;
+}
+
+std::optional<StoreError> SqliteStore::update_failure_job(const FailureJob& j) {
+  std::string err;
+  StmtPtr q = prepare(
+      "UPDATE failure_jobs SET status = ?2, attempts = ?3, last_error = ?4, updated = ?5, feedback = ?6 WHERE id = ?1",
+      &err);
+  if (!q) return StoreError{err};
+  sqlite3_bind_int64(q.get(), 1, j.id);
+  bind_text(q.get(), 2, to_token(j.status));
+  sqlite3_bind_int(q.get(), 3, j.attempts);
+  bind_text(q.get(), 4, j.last_error);
+  sqlite3_bind_int64(q.get(), 5, j.updated);
+  bind_text(q.get(), 6, encode_feedback(j.feedback));
+  if (sqlite3_step(q.get()) != SQLITE_DONE) return store_error("update_failure_job");
+  if (sqlite3_changes(db_.get()) != 1) return StoreError{describe() + ": no failure job " + std::to_string(j.id)};
+  return std::nullopt;
+}
+
+Expected<std::uint64_t, StoreError> SqliteStore::failure_reports_sent(std::string_view domain, std::int64_t since) {
+  std::string err;
+  StmtPtr q = prepare(
+      "SELECT count(*) FROM failure_jobs WHERE status = 'sent' AND updated >= ?1 AND (?2 = '' OR reported_domain = ?2)",
+      &err);
+  if (!q) return unexpected(StoreError{err});
+  sqlite3_bind_int64(q.get(), 1, since);
+  bind_text(q.get(), 2, ascii_lowercase(domain));
+  if (sqlite3_step(q.get()) != SQLITE_ROW) return unexpected(store_error("failure_reports_sent"));
+  return static_cast<std::uint64_t>(sqlite3_column_int64(q.get(), 0));
+}
+
 Expected<Store::Expired, StoreError> SqliteStore::expire(std::int64_t before_day) {
   Expired out;
   if (auto e = exec("BEGIN IMMEDIATE", "begin")) return unexpected(StoreError{*e});
@@ -485,6 +618,17 @@ Expected<Store::Expired, StoreError> SqliteStore::expire(std::int64_t before_day
     return unexpected(e);
   }
   out.states = static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
+  StmtPtr jobs = prepare("DELETE FROM failure_jobs WHERE created < ?1", &err);
+  if (!jobs) {
+    rollback();
+    return unexpected(StoreError{err});
+  }
+  sqlite3_bind_int64(jobs.get(), 1, before_day * kSecondsPerDay);
+  if (sqlite3_step(jobs.get()) != SQLITE_DONE) {
+    StoreError e = store_error("expire");
+    rollback();
+    return unexpected(e);
+  }
   if (auto e = exec("COMMIT", "commit")) {
     rollback();
     return unexpected(StoreError{*e});
