@@ -123,6 +123,17 @@ const std::vector<SettingSpec>& settings_table() {
        "Addresses or domains whose incoming mail is not recorded (your own rua mailboxes: no report loops).", {}, 0,
        0},
       {"NoReportsList", T::List, "", "Addresses or domains that never get reports from us.", {}, 0, 0},
+      // --- failure reports (AFRF, RFC 6591; dmarc-report failures)
+      {"FailureReports", T::Boolean, "no",
+       "Queue a failure report when a domain's DMARC record asks for one (ruf=, fo=); dmarc-report sends them. "
+       "The reports carry the message's header fields.", {}, 0, 0},
+      {"FailureReportsOnNone", T::Boolean, "no", "Also for domains whose policy is p=none.", {}, 0, 0},
+      {"FailureReportsSentBy", T::String, "", "From address of failure reports. Empty: ReportSender.", {}, 0, 0},
+      {"FailureReportsBcc", T::List, "", "Addresses that get a copy of every failure report sent.", {}, 0, 0},
+      {"FailureReportRateDomain", T::Integer, "10", "Failure reports per reported domain and hour at most.", {}, 0,
+       100000},
+      {"FailureReportRateTotal", T::Integer, "100", "Failure reports per hour at most, all domains together.", {}, 0,
+       1000000},
   };
   return table;
 }
@@ -138,7 +149,6 @@ static const KnownForeignKey kForeignKeys[] = {
     {"HoldQuarantinedMessages", ""},  // an alias, handled below
     {"AuthservIDWithJobID", "not supported"},
     {"HistoryFile", "aggregate data is kept in ReportStore and sent by dmarc-report(8)"},
-    {"FailureReports", "not supported yet"},
     {"IgnoreDomains", "not supported"},
     {"IgnoreMailFrom", "not supported"},
     {"AutoRestart", "use the service manager to restart"},
@@ -384,6 +394,27 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
     dst.clear();
     for (const auto& e : *entries) dst.push_back(ascii_lowercase(e.text));
   }
+  c.failure_reports = bool_of(c, "FailureReports");
+  c.failure_reports_on_none = bool_of(c, "FailureReportsOnNone");
+  c.failure_reports_sent_by = value_of(c, "FailureReportsSentBy");
+  {
+    const std::string& a = c.failure_reports_sent_by;
+    bool ok = a.empty() || (a.find('@') != std::string::npos && a.front() != '@' && a.back() != '@' &&
+                            std::all_of(a.begin(), a.end(), [](unsigned char ch) {
+                              return ch > 0x20 && ch < 0x7f && ch != '<' && ch != '>' && ch != ',' && ch != '"';
+                            }));
+    if (!ok)
+      return err("FailureReportsSentBy",
+                 "FailureReportsSentBy must be a plain address such as dmarc@example.net, not '" + a + "'");
+  }
+  c.failure_reports_bcc.clear();
+  for (const auto& a : split_list(value_of(c, "FailureReportsBcc"))) {
+    if (a.find('@') == std::string::npos)
+      return err("FailureReportsBcc", "FailureReportsBcc: not an address: '" + a + "'");
+    c.failure_reports_bcc.push_back(a);
+  }
+  c.failure_report_rate_domain = static_cast<std::uint64_t>(int_of(c, "FailureReportRateDomain"));
+  c.failure_report_rate_total = static_cast<std::uint64_t>(int_of(c, "FailureReportRateTotal"));
   return std::nullopt;
 }
 }  // namespace

@@ -2,6 +2,8 @@
 #include "dmarc/core/failure_report.hpp"
 
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 
 #include "dmarc/core/domain.hpp"
 
@@ -78,6 +80,48 @@ FeedbackReport feedback_for(const MessageFacts& facts, const Verdict& v, const M
   // SPF-DNS (RFC 6591 3.2) needs the record text itself, which SpfFacts
   // does not carry: it is left out rather than written half.
   return f;
+}
+
+std::string rfc5322_date(std::int64_t t) {
+  using namespace std::chrono;
+  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  sys_seconds s{seconds{t}};
+  sys_days d = floor<days>(s);
+  year_month_day ymd{d};
+  weekday wd{d};
+  hh_mm_ss<seconds> hms{s - d};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02u %s %d %02d:%02d:%02d +0000", kDays[wd.c_encoding()],
+                static_cast<unsigned>(ymd.day()), kMonths[static_cast<unsigned>(ymd.month()) - 1],
+                static_cast<int>(ymd.year()), static_cast<int>(hms.hours().count()),
+                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()));
+  return buf;
+}
+
+std::vector<FailureJob> failure_jobs(const MessageFacts& facts, const MessageVerdict& verdict,
+                                     std::string_view original, bool on_none, std::string_view user_agent,
+                                     std::int64_t now) {
+  std::vector<FailureJob> out;
+  if (!verdict.checked) return out;
+  for (const Verdict& v : verdict.verdicts) {
+    if (!v.record || v.record->ruf.empty() || !failure_report_due(v, facts)) continue;
+    if (v.requested == Policy::None && !on_none) continue;
+    FailureJob j;
+    j.created = now;
+    j.reported_domain = v.author_domain;
+    j.policy_domain = v.record_domain;
+    for (const auto& u : v.record->ruf) {
+      std::string uri = u.uri;
+      if (u.max_size) uri += "!" + std::to_string(u.max_size);
+      j.ruf.push_back(std::move(uri));
+    }
+    j.feedback = feedback_for(facts, v, verdict.decision, verdict.ar_value.value_or(""), user_agent, rfc5322_date(now));
+    j.original = std::string(original);
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 std::string_view to_token(FailureJobStatus s) noexcept {

@@ -15,6 +15,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "dmarc/build_config.hpp"
+#include "dmarc/core/failure_report.hpp"
 #include "session.hpp"
 
 namespace dmarc::milter {
@@ -32,6 +34,11 @@ void record(const Engine& engine, const Outcome& o) {
   if (!should_record(engine.config.ignore_mail_to, engine.report_sender, o.facts)) return;
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   rec->submit(aggregate_records(o.facts, o, now.count()));
+  if (engine.config.failure_reports) {
+    static const std::string agent = std::string("dmarc-milter/") + build::kVersion;
+    rec->submit_failures(failure_jobs(o.facts, o, o.header_section, engine.config.failure_reports_on_none, agent,
+                                      now.count()));
+  }
 }
 std::atomic<int> g_open_messages{0};
 std::atomic<bool> g_draining{false};

@@ -54,6 +54,24 @@ bool Recorder::submit(std::vector<AggregateRecord> records) {
   return dropped == 0;
 }
 
+bool Recorder::submit_failures(std::vector<FailureJob> jobs) {
+  if (jobs.empty()) return true;
+  std::size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& j : jobs) {
+      if (stopping_ || failures_.size() >= kMaxQueuedFailures) {
+        ++dropped;
+        continue;
+      }
+      failures_.push_back(std::move(j));
+    }
+  }
+  failures_queued_ += jobs.size() - dropped;
+  failures_dropped_ += dropped;
+  return dropped == 0;
+}
+
 void Recorder::stop(std::chrono::milliseconds deadline) {
   std::thread t;
   {
@@ -75,6 +93,9 @@ Recorder::Stats Recorder::stats() const {
   s.dropped = dropped_;
   s.lost = lost_;
   s.store_ok = store_ok_;
+  s.failures_queued = failures_queued_;
+  s.failures_written = failures_written_;
+  s.failures_dropped = failures_dropped_;
   return s;
 }
 
@@ -87,6 +108,8 @@ void Recorder::run() {
   Clock::time_point next_drop_log = Clock::now() + kDropLogInterval;
   std::uint64_t dropped_logged = 0;
   std::vector<AggregateRecord> batch;  // taken from the queue, not yet stored
+  std::vector<FailureJob> fbatch;      // failure jobs likewise
+  constexpr std::size_t kFailureBatch = 100;
 
   auto fail = [&](const std::string& why) {
     store_ok_ = false;
@@ -104,7 +127,7 @@ void Recorder::run() {
     {
       std::unique_lock<std::mutex> lk(mu_);
       auto now = Clock::now();
-      if (!batch.empty() && next_try > now) {
+      if ((!batch.empty() || !fbatch.empty()) && next_try > now) {
         // The store failed: nothing to do before the retry but stop. (A full
         // queue must not wake us: it stays full while the store is down.)
         cv_.wait_until(lk, std::min(next_try, now + kFlushInterval), [&] { return stopping_; });
@@ -116,6 +139,10 @@ void Recorder::run() {
       while (!queue_.empty() && batch.size() < kBatchSize) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
+      }
+      while (!failures_.empty() && fbatch.size() < kFailureBatch) {
+        fbatch.push_back(std::move(failures_.front()));
+        failures_.pop_front();
       }
     }
     auto now = Clock::now();
@@ -129,7 +156,7 @@ void Recorder::run() {
       next_drop_log = now + kDropLogInterval;
     }
     bool may_try = now >= next_try || stopping;  // one last try at stop
-    if (!batch.empty() && may_try) {
+    if ((!batch.empty() || !fbatch.empty()) && may_try) {
       if (!store) {
         auto opened = opener_(uri_);
         if (!opened) {
@@ -137,23 +164,38 @@ void Recorder::run() {
         } else if (!opened.value()) {
           // "none": nothing is recorded (the milter does not make a recorder then).
           batch.clear();
+          fbatch.clear();
         } else {
           store = opened.value();
           name = store->describe();
         }
       }
-      if (store && !batch.empty()) {
+      auto succeeded = [&] {
+        store_ok_ = true;
+        next_try = {};
+        if (failing) {
+          spdlog::info("recording resumed: {}", name);
+          failing = false;
+        }
+      };
+      bool pass_ok = store != nullptr;
+      if (pass_ok && !fbatch.empty()) {
+        if (auto err = store->add_failure_jobs(fbatch)) {
+          fail(err->message);
+          pass_ok = false;
+        } else {
+          failures_written_ += fbatch.size();
+          fbatch.clear();
+          succeeded();
+        }
+      }
+      if (pass_ok && !batch.empty()) {
         if (auto err = store->add(batch)) {
           fail(err->message);
         } else {
           written_ += batch.size();
           batch.clear();
-          store_ok_ = true;
-          next_try = {};
-          if (failing) {
-            spdlog::info("recording resumed: {}", name);
-            failing = false;
-          }
+          succeeded();
         }
       }
     }
@@ -161,16 +203,20 @@ void Recorder::run() {
       bool empty;
       {
         std::lock_guard<std::mutex> lk(mu_);
-        empty = queue_.empty();
+        empty = queue_.empty() && failures_.empty();
       }
       bool out_of_time = Clock::now() >= deadline;
-      if ((empty && batch.empty()) || out_of_time || failing) {
+      if ((empty && batch.empty() && fbatch.empty()) || out_of_time || failing) {
         std::size_t left = batch.size();
+        std::size_t left_jobs = fbatch.size();
         {
           std::lock_guard<std::mutex> lk(mu_);
           left += queue_.size();
+          left_jobs += failures_.size();
           queue_.clear();
+          failures_.clear();
         }
+        if (left_jobs > 0) spdlog::error("stopping: {} failure report(s) could not be queued in {}", left_jobs, name);
         if (left > 0) {
           lost_ += left;
           spdlog::error("stopping: {} record(s) could not be written to {}", left, name);

@@ -60,6 +60,11 @@ class Recorder {
   // submit - queue RECORDS; never blocks on I/O. False when some were
   // dropped (queue full or stopped).
   bool submit(std::vector<AggregateRecord> records);
+  // submit_failures - queue failure report jobs (FailureReports yes) for
+  // the same writer; at most kMaxQueuedFailures wait, more are dropped
+  // and counted (dmarc-report's rate limits would cut them anyway).
+  static constexpr std::size_t kMaxQueuedFailures = 1000;
+  bool submit_failures(std::vector<FailureJob> jobs);
   // stop - write what is queued (until DEADLINE), then end the writer.
   void stop(std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
@@ -71,6 +76,7 @@ class Recorder {
     std::uint64_t written = 0;  // records committed to the store
     std::uint64_t dropped = 0;  // records dropped (queue full)
     std::uint64_t lost = 0;     // records given up at stop()
+    std::uint64_t failures_queued = 0, failures_written = 0, failures_dropped = 0;
     bool store_ok = false;      // the last open/write worked
   };
   Stats stats() const;
@@ -86,11 +92,13 @@ class Recorder {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<AggregateRecord> queue_;
+  std::deque<FailureJob> failures_;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   std::thread writer_;
 
   std::atomic<std::uint64_t> queued_{0}, written_{0}, dropped_{0}, lost_{0};
+  std::atomic<std::uint64_t> failures_queued_{0}, failures_written_{0}, failures_dropped_{0};
   std::atomic<bool> store_ok_{false};
 };
 

@@ -45,6 +45,7 @@ void Session::reset_message() {
   pending_headers_.clear();
   pending_bytes_ = 0;
   job_id_.clear();
+  header_section_.clear();
 }
 
 void Session::abort() { reset_message(); }
@@ -54,6 +55,7 @@ void Session::envfrom(std::string_view addr, std::string_view auth_authen, std::
   in_message_ = true;
   job_id_ = sanitize_log(queue_id, 32);
   const Config& cfg = engine_->config;
+  keep_headers_ = cfg.failure_reports;
   facts_.client_ip = ip_;
   facts_.client_name = hostname_;
   facts_.helo = helo_;
@@ -104,6 +106,13 @@ void Session::header(std::string_view name, std::string_view value) {
     if (id && engine_->is_our_authserv_id(*id)) forged_ar_.push_back(static_cast<int>(ar_count_));
   } else if (ascii_iequals(name, "DKIM-Signature")) {
     ++dkim_signature_fields_;
+  }
+  if (keep_headers_ && header_section_.size() + name.size() + value.size() + 2 <= kMaxKeptHeaderBytes) {
+    header_section_.append(name).append(":");
+    for (char c : value) {
+      if (c != '\r') header_section_ += c;  // folded values come with CRLF or LF: LF here
+    }
+    header_section_ += '\n';
   }
   if (!checked_) return;
   // DKIM work starts with the first DKIM-Signature field: the fields
@@ -177,6 +186,7 @@ Outcome Session::eom(std::string_view queue_id) {
   }
   static_cast<MessageVerdict&>(o) = decide(*engine_->resolver, facts_, engine_->decide_options);
   o.facts = std::move(facts_);
+  o.header_section = std::move(header_section_);
   return o;
 }
 

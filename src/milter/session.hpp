@@ -50,6 +50,9 @@ struct Outcome : MessageVerdict {
   std::vector<HeaderEdit> deletions;       // forged A-R fields, highest index first
   std::optional<SpfCheckResult> spf;
   std::vector<DkimSignatureResult> dkim;
+  // The header section as received (LF line ends), kept only when
+  // FailureReports is on, at most Session::kMaxKeptHeaderBytes.
+  std::string header_section;
 };
 
 class Session {
@@ -112,6 +115,13 @@ class Session {
   std::vector<std::pair<std::string, std::string>> pending_headers_;
   std::size_t pending_bytes_ = 0;
   std::string job_id_;
+  // For failure reports (FailureReports yes): the header section, bounded.
+ public:
+  static constexpr std::size_t kMaxKeptHeaderBytes = 64 * 1024;
+
+ private:
+  bool keep_headers_ = false;
+  std::string header_section_;
 };
 
 using dmarc::sanitize_log;

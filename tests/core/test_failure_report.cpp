@@ -4,6 +4,7 @@
 
 #include "dmarc/core/dmarc_record.hpp"
 #include "dmarc/core/failure_report.hpp"
+#include "support/static_resolver.hpp"
 
 using namespace dmarc;
 
@@ -172,4 +173,42 @@ TEST_CASE("failure reports: the field list and its reader are inverse", "[failur
   CHECK(apply_feedback_field(bad, "Incidents", "0"));
   REQUIRE_FALSE(apply_feedback_field(bad, "SOURCE-IP", "192.0.2.1 (mx.example.org)"));
   CHECK(bad.source_ip == "192.0.2.1");
+}
+
+TEST_CASE("failure reports: RFC 5322 dates", "[failure]") {
+  CHECK(rfc5322_date(0) == "Thu, 01 Jan 1970 00:00:00 +0000");
+  CHECK(rfc5322_date(1796637600) == "Mon, 07 Dec 2026 10:00:00 +0000");
+  CHECK(rfc5322_date(951782400) == "Tue, 29 Feb 2000 00:00:00 +0000");
+}
+
+TEST_CASE("failure reports: the jobs a decided message gives", "[failure]") {
+  test::StaticResolver dns;
+  dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject; fo=1; ruf=mailto:ruf@example.com!2m,mailto:x@example.net");
+  dns.add_txt("_dmarc.none.example", "v=DMARC1; p=none; ruf=mailto:ruf@none.example");
+  dns.add_txt("_dmarc.noruf.example", "v=DMARC1; p=reject");
+  DecideOptions o;
+  o.authserv_id = "mx.example.net";
+  o.enforcement.max_from_domains = 5;
+  MessageFacts f = facts(AuthResult::Fail, {});
+  f.from_fields = {" a@example.com, b@none.example, c@noruf.example"};
+  f.header_counts[0] = 1;
+  f.header_counts[1] = 1;
+  MessageVerdict v = decide(dns, f, o);
+  auto jobs = failure_jobs(f, v, "From: a@example.com\n", false, "dmarc-milter/test", 1796637600);
+  REQUIRE(jobs.size() == 1);  // none.example is p=none, noruf.example has no ruf
+  const FailureJob& j = jobs[0];
+  CHECK(j.reported_domain == "example.com");
+  CHECK(j.policy_domain == "example.com");
+  CHECK(j.ruf == std::vector<std::string>{"mailto:ruf@example.com!2097152", "mailto:x@example.net"});
+  CHECK(j.feedback.arrival_date == "Mon, 07 Dec 2026 10:00:00 +0000");
+  CHECK(j.feedback.user_agent == "dmarc-milter/test");
+  REQUIRE(j.feedback.authentication_results.size() == 1);
+  CHECK_THAT(j.feedback.authentication_results[0], Catch::Contains("dmarc=fail"));
+  CHECK(j.original == "From: a@example.com\n");
+  CHECK(j.status == FailureJobStatus::Pending);
+  auto with_none = failure_jobs(f, v, "", true, "ua", 1796637600);
+  CHECK(with_none.size() == 2);
+  MessageVerdict unchecked = v;
+  unchecked.checked = false;
+  CHECK(failure_jobs(f, unchecked, "", true, "ua", 0).empty());
 }

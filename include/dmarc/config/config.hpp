@@ -114,6 +114,13 @@ struct Config {
   int report_retention_days = 31;
   std::vector<std::string> ignore_mail_to;   // lower case
   std::vector<std::string> no_reports_list;  // lower case
+  // Failure reports (the milter queues; dmarc-report(8) sends)
+  bool failure_reports = false;
+  bool failure_reports_on_none = false;
+  std::string failure_reports_sent_by;       // "" = report_sender
+  std::vector<std::string> failure_reports_bcc;
+  std::uint64_t failure_report_rate_domain = 10;
+  std::uint64_t failure_report_rate_total = 100;
 
   std::string source;                   // file it came from, "" for defaults
   std::map<std::string, std::string> values;  // canonical key -> value text

@@ -82,6 +82,17 @@ struct FailureJob {
   std::int64_t updated = 0;
 };
 
+// rfc5322_date - epoch seconds T as an RFC 5322 3.3 date-time in UTC,
+// "Mon, 07 Dec 2026 10:00:00 +0000".
+std::string rfc5322_date(std::int64_t t);
+
+// failure_jobs - the failure reports a message's verdicts ask for
+// (failure_report_due, a ruf= to send to; p=none only with ON_NONE), each
+// with its fields (feedback_for) and ORIGINAL, the header section, at NOW.
+std::vector<FailureJob> failure_jobs(const MessageFacts& facts, const MessageVerdict& verdict,
+                                     std::string_view original, bool on_none, std::string_view user_agent,
+                                     std::int64_t now);
+
 // feedback_field_list - the fields of F as (name, value) in the order of
 // RFC 5965 3.1/3.2 and RFC 6591 3.1, empty ones left out, Incidents only
 // when more than 1, then F.other. Values are as given (the writer makes
