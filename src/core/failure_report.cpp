@@ -216,7 +216,10 @@ void FailureRateLimit::roll(std::int64_t now) {
 
 void FailureRateLimit::preload(std::string_view domain, std::int64_t now, std::uint64_t sent) {
   roll(now);
-  sent_total_ += sent;
+  if (domain.empty()) {
+    sent_total_ += sent;
+    return;
+  }
   for (auto& [d, n] : sent_) {
     if (ascii_iequals(d, domain)) {
       n += sent;

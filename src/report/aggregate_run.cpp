@@ -48,6 +48,19 @@ std::string org_of(Resolver& resolver, const std::string& name, DmarcMode mode, 
 
 }  // namespace
 
+AuthorizationStatus destination_authorized(Resolver& resolver, std::string_view policy_domain, std::string_view host,
+                                           DmarcMode mode, const PublicSuffixList* psl, std::string* why) {
+  bool temp = false;
+  std::string policy_org = org_of(resolver, std::string(policy_domain), mode, psl, &temp);
+  std::string dest_org = org_of(resolver, std::string(host), mode, psl, &temp);
+  if (temp || policy_org.empty() || dest_org.empty()) {
+    if (why) *why = "temporary DNS failure finding organizational domains";
+    return AuthorizationStatus::TempFail;
+  }
+  if (!needs_authorization(policy_org, dest_org)) return AuthorizationStatus::Authorized;
+  return check_authorization(resolver, policy_domain, host, why);
+}
+
 AggregateRunResult run_aggregate(Store& store, Resolver& resolver, Mailer* mailer, const PublicSuffixList* psl,
                                  const AggregateRunOptions& o, const RunLog& log) {
   AggregateRunResult res;
@@ -163,8 +176,6 @@ AggregateRunResult run_aggregate(Store& store, Resolver& resolver, Mailer* maile
       res.store_error = true;
       continue;
     }
-    bool temp_org = false;
-    std::string policy_org = org_of(resolver, domain, o.mode, psl, &temp_org);
     info(where + ": " + std::to_string(messages) + " message(s), " + std::to_string(report.records.size()) +
          " row(s), " + std::to_string(dests.size()) + " destination(s)");
     for (const ReportDestination& d : dests) {
@@ -211,16 +222,9 @@ AggregateRunResult run_aggregate(Store& store, Resolver& resolver, Mailer* maile
         }
       };
       // External destinations must be authorised (RFC 7489 7.1).
-      bool temp = temp_org;
-      std::string dest_org = org_of(resolver, d.host, o.mode, psl, &temp);
-      if (temp || policy_org.empty() || dest_org.empty()) {
-        ++st.attempts;
-        attempt_failed("temporary DNS failure finding organizational domains", true);
-        continue;
-      }
-      if (needs_authorization(policy_org, dest_org)) {
+      {
         std::string why;
-        AuthorizationStatus a = check_authorization(resolver, domain, d.host, &why);
+        AuthorizationStatus a = destination_authorized(resolver, domain, d.host, o.mode, psl, &why);
         if (a == AuthorizationStatus::TempFail) {
           ++st.attempts;
           attempt_failed(why, true);

@@ -2,6 +2,7 @@
 //
 // See man/dmarc-report.8. A thin driver: the configuration, the store, the
 // resolver and the mailer are made here; run_aggregate() does the work.
+// Subcommands: aggregate (run_aggregate), failures (run_failures).
 // Exit codes: 0 done; 1 some report failed (given up); 75 some report was
 // deferred to the next run; 74 the store failed; 64 usage; 78 config.
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "dmarc/config/config.hpp"
 #include "dmarc/core/domain.hpp"
 #include "dmarc/report/aggregate_run.hpp"
+#include "dmarc/report/failure_run.hpp"
 #include "dmarc/report/mailer.hpp"
 
 using namespace dmarc;
@@ -36,6 +38,7 @@ void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: dmarc-report aggregate [-c config] [--day YYYY-MM-DD | --begin EPOCH --end EPOCH]\n"
                "                              [--domain DOMAIN] [--out DIR]\n"
+               "       dmarc-report failures [-c config] [--out DIR]\n"
                "       dmarc-report -V\n");
 }
 
@@ -68,7 +71,8 @@ int main(int argc, char** argv) {
     usage(stdout);
     return 0;
   }
-  if (argc < 2 || std::string(argv[1]) != "aggregate") {
+  const std::string sub = argc >= 2 ? argv[1] : "";
+  if (sub != "aggregate" && sub != "failures") {
     usage(stderr);
     return kExitUsage;
   }
@@ -114,7 +118,8 @@ int main(int argc, char** argv) {
       default: usage(stderr); return kExitUsage;
     }
   }
-  if (optind != argc || (day && (begin || end)) || (begin.has_value() != end.has_value())) {
+  if (optind != argc || (day && (begin || end)) || (begin.has_value() != end.has_value()) ||
+      (sub == "failures" && (day || begin || domain))) {
     usage(stderr);
     return kExitUsage;
   }
@@ -146,7 +151,7 @@ int main(int argc, char** argv) {
   } else {
     o.period = day_period(utc_day(now) - 1);  // the previous UTC day
   }
-  if (o.period.end >= now) {
+  if (sub == "aggregate" && o.period.end >= now) {
     std::fprintf(stderr, "dmarc-report: the period has not ended yet (it ends %s)\n",
                  format_day(o.period.last_day()).c_str());
     return kExitUsage;
@@ -220,6 +225,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dmarc-report: %s%s\n", tag, text.c_str());
     std::fflush(stderr);
   };
+  if (sub == "failures") {
+    FailureRunOptions f;
+    f.out_dir = out_dir;
+    f.now = now;
+    f.mode = cfg.mode;
+    f.org_name = o.org_name;
+    f.sender = cfg.failure_reports_sent_by.empty() ? o.sender : cfg.failure_reports_sent_by;
+    f.bcc = cfg.failure_reports_bcc;
+    f.no_reports = cfg.no_reports_list;
+    f.rate_domain = cfg.failure_report_rate_domain;
+    f.rate_total = cfg.failure_report_rate_total;
+    f.max_attempts = cfg.report_max_attempts;
+    return run_failures(*store.value(), resolver, mailer.get(), psl ? &*psl : nullptr, f, log).exit_code();
+  }
   AggregateRunResult r = run_aggregate(*store.value(), resolver, mailer.get(), psl ? &*psl : nullptr, o, log);
   return r.exit_code();
 }

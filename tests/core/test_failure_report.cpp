@@ -151,6 +151,9 @@ TEST_CASE("failure reports: a burst of 10 000 is cut to the hourly limits, exact
   limit.preload("b.example", hour + 3600, 20);
   CHECK_FALSE(limit.admit("b.example", hour + 3601));
   CHECK(limit.admit("c.example", hour + 3601));
+  limit.preload("", hour + 3601, 47);  // the total: 2 admitted + 47 = 49 of 50
+  CHECK(limit.admit("d.example", hour + 3602));
+  CHECK_FALSE(limit.admit("e.example", hour + 3602));
   FailureRateLimit none(0, 100);
   CHECK_FALSE(none.admit("a.example", hour));
 }

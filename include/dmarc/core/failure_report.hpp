@@ -106,7 +106,8 @@ std::optional<std::string> apply_feedback_field(FeedbackReport& f, std::string_v
 // FailureRateLimit - RFC 9991's rate limit on failure reports: at most
 // PER_DOMAIN reports per reported domain and TOTAL in all per clock hour
 // (UTC, epoch seconds / 3600). admit() counts what it lets through;
-// preload() adds what was sent earlier in the same hour (by another run).
+// preload() adds what was sent earlier in the same hour (by another run):
+// to DOMAIN's count, or to the total when DOMAIN is "".
 class FailureRateLimit {
  public:
   FailureRateLimit(std::uint64_t per_domain, std::uint64_t total) : per_domain_(per_domain), total_(total) {}

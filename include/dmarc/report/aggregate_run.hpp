@@ -84,6 +84,13 @@ struct AggregateRunResult {
 enum class RunLogLevel { Info, Warning, Error };
 using RunLog = std::function<void(RunLogLevel, const std::string&)>;
 
+// destination_authorized - RFC 7489 7.1 / RFC 9990 4 for one report
+// destination: Authorized when HOST is within POLICY_DOMAIN's
+// organizational domain or authorises it by DNS; TempFail when DNS could
+// not tell (try again later). WHY says what was found.
+AuthorizationStatus destination_authorized(Resolver& resolver, std::string_view policy_domain, std::string_view host,
+                                           DmarcMode mode, const PublicSuffixList* psl, std::string* why);
+
 AggregateRunResult run_aggregate(Store& store, Resolver& resolver, Mailer* mailer, const PublicSuffixList* psl,
                                  const AggregateRunOptions& options, const RunLog& log);
 

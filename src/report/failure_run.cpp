@@ -1,0 +1,215 @@
+// failure_run.cpp - one "dmarc-report failures" run (dmarc/report/failure_run.hpp)
+#include "dmarc/report/failure_run.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include "dmarc/core/domain.hpp"
+#include "dmarc/report/failure_mail.hpp"
+
+namespace dmarc {
+
+namespace {
+
+std::string explanation(const FailureJob& j, const std::string& org_name) {
+  const FeedbackReport& f = j.feedback;
+  std::string t = "This is a DMARC failure report (RFC 7489 7.3, RFC 6591) from " + org_name +
+                  " for a message claiming to be from " + j.reported_domain + ".\n\n";
+  t += "Source IP:           " + f.source_ip + "\n";
+  t += "MAIL FROM:           " + f.original_mail_from + "\n";
+  t += "Arrival:             " + f.arrival_date + "\n";
+  t += "Identity-Alignment:  " + f.identity_alignment + " (the mechanisms that gave an aligned pass)\n";
+  t += "What was done:       " + f.delivery_result + "\n";
+  for (const auto& ar : f.authentication_results) t += "Authentication-Results: " + ar + "\n";
+  if (!f.dkim_domain.empty()) t += "Failed DKIM signature: d=" + f.dkim_domain + " s=" + f.dkim_selector + "\n";
+  t += "\nThe message's header section is attached.\n";
+  return t;
+}
+
+}  // namespace
+
+FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, const PublicSuffixList* psl,
+                              const FailureRunOptions& o, const RunLog& log) {
+  FailureRunResult res;
+  auto info = [&](const std::string& s) { log(RunLogLevel::Info, s); };
+  auto warn = [&](const std::string& s) { log(RunLogLevel::Warning, s); };
+  auto error = [&](const std::string& s) { log(RunLogLevel::Error, s); };
+  const bool preview = o.out_dir.has_value();
+
+  auto jobs = store.pending_failure_jobs(o.batch);
+  if (!jobs) {
+    error(jobs.error().message);
+    res.store_error = true;
+    return res;
+  }
+  info("failure reports: " + std::to_string(jobs.value().size()) + " pending" +
+       (preview ? " (writing to " + *o.out_dir + ", sending nothing)" : ""));
+  const std::int64_t hour_start = o.now - ((o.now % 3600) + 3600) % 3600;
+  FailureRateLimit limit(o.rate_domain, o.rate_total);
+  bool preloaded_total = false;
+  std::map<std::string, bool> preloaded;
+  std::map<std::string, int> dropped_per_domain;
+
+  auto save = [&](FailureJob& j, FailureJobStatus status, const std::string& why) {
+    if (preview) return;
+    j.status = status;
+    j.last_error = why;
+    j.updated = o.now;
+    if (auto e = store.update_failure_job(j)) {
+      error(e->message);
+      res.store_error = true;
+    }
+  };
+
+  for (FailureJob& j : jobs.value()) {
+    const std::string where = "failure report " + std::to_string(j.id) + " (" + j.reported_domain + ", " +
+                              j.feedback.source_ip + ")";
+    // Destinations: mailto, not in NoReportsList, authorised.
+    std::vector<std::string> skipped;
+    std::vector<ReportDestination> dests = report_destinations(j.ruf, &skipped);
+    for (const auto& s : skipped) warn(where + ": ruf " + s + " skipped");
+    std::vector<ReportDestination> ok;
+    bool temp = false;
+    std::string temp_why;
+    for (const auto& d : dests) {
+      if (in_address_list(o.no_reports, d.address)) {
+        info(where + ": " + d.address + " is in NoReportsList");
+        continue;
+      }
+      if (preview) {
+        ok.push_back(d);
+        continue;
+      }
+      std::string why;
+      AuthorizationStatus a = destination_authorized(resolver, j.policy_domain, d.host, o.mode, psl, &why);
+      if (a == AuthorizationStatus::TempFail) {
+        temp = true;
+        temp_why = why;
+      } else if (a == AuthorizationStatus::Unauthorized) {
+        warn(where + ": " + d.address + ": external destination not authorised (" + why + "): left out");
+      } else {
+        ok.push_back(d);
+      }
+    }
+    if (temp) {
+      ++j.attempts;
+      if (j.attempts < o.max_attempts) {
+        warn(where + ": " + temp_why + "; the next run tries again");
+        save(j, FailureJobStatus::Pending, temp_why);
+        ++res.deferred;
+      } else {
+        error(where + ": given up: " + temp_why);
+        save(j, FailureJobStatus::Failed, temp_why);
+        ++res.failed;
+      }
+      continue;
+    }
+    if (ok.empty()) {
+      info(where + ": no destination left: not sent");
+      save(j, FailureJobStatus::Failed, "no usable ruf destination");
+      ++res.failed;
+      continue;
+    }
+    // The hourly limits (RFC 9991), from what this hour has seen so far.
+    const std::string dom = ascii_lowercase(j.reported_domain);
+    if (!preview) {
+      if (!preloaded_total) {
+        auto n = store.failure_reports_sent("", hour_start);
+        if (n) limit.preload("", o.now, n.value());
+        preloaded_total = true;
+      }
+      if (!preloaded[dom]) {
+        auto n = store.failure_reports_sent(dom, hour_start);
+        if (n) limit.preload(dom, o.now, n.value());
+        preloaded[dom] = true;
+      }
+    }
+    if (!limit.admit(dom, o.now)) {
+      ++dropped_per_domain[dom];
+      save(j, FailureJobStatus::Dropped, "over the hourly rate limit");
+      ++res.dropped;
+      continue;
+    }
+    FailureMail m;
+    m.from = o.sender;
+    m.from_name = o.org_name + " DMARC failure reports";
+    for (const auto& d : ok) m.to.push_back(d.address);
+    m.subject = "DMARC failure report for " + j.reported_domain + " from " + j.feedback.source_ip;
+    std::string mid = report_id("failure:" + std::to_string(j.id) + ":" + dom, ReportPeriod{j.created, j.created});
+    m.message_id = mid.substr(0, mid.find('@')) + "@" + (domain_of(o.sender).empty() ? "dmarc-milter" : domain_of(o.sender));
+    m.date = o.now;
+    m.text = explanation(j, o.org_name);
+    m.feedback = j.feedback;
+    m.original = j.original;
+    m.whole_message = j.whole_message;
+    auto built = build_failure_mail(m);
+    if (!built) {
+      error(where + ": " + built.error());
+      save(j, FailureJobStatus::Failed, built.error());
+      ++res.failed;
+      continue;
+    }
+    // !size: a destination whose limit the mail exceeds is left out.
+    std::vector<std::string> to;
+    for (const auto& d : ok) {
+      if (d.max_size > 0 && built.value().size() > d.max_size) {
+        warn(where + ": " + d.address + ": the mail has " + std::to_string(built.value().size()) +
+             " octets, over its !size " + std::to_string(d.max_size));
+        continue;
+      }
+      to.push_back(d.address);
+    }
+    if (to.empty()) {
+      save(j, FailureJobStatus::Failed, "over every destination's !size");
+      ++res.failed;
+      continue;
+    }
+    if (preview) {
+      std::string path = *o.out_dir + "/failure-" + std::to_string(j.id) + ".eml";
+      std::ofstream f(path, std::ios::binary | std::ios::trunc);
+      f << built.value();
+      if (!f) {
+        error(path + ": " + std::strerror(errno));
+        ++res.failed;
+      } else {
+        info(where + ": wrote " + path);
+        ++res.sent;
+      }
+      continue;
+    }
+    if (!mailer) {
+      error(where + ": no mailer");
+      ++res.failed;
+      continue;
+    }
+    std::vector<std::string> envelope = to;
+    envelope.insert(envelope.end(), o.bcc.begin(), o.bcc.end());
+    ++j.attempts;
+    auto err = mailer->send(o.sender, envelope, built.value());
+    if (!err) {
+      save(j, FailureJobStatus::Sent, "");
+      info(where + ": sent to " + std::to_string(to.size()) + " destination(s)");
+      ++res.sent;
+    } else if (err->temporary && j.attempts < o.max_attempts) {
+      warn(where + ": " + err->message + " (the next run tries again)");
+      save(j, FailureJobStatus::Pending, err->message);
+      ++res.deferred;
+    } else {
+      error(where + ": given up: " + err->message);
+      save(j, FailureJobStatus::Failed, err->message);
+      ++res.failed;
+    }
+  }
+  for (const auto& [dom, n] : dropped_per_domain) {
+    warn(dom + ": " + std::to_string(n) + " failure report(s) over the hourly limits (FailureReportRateDomain " +
+         std::to_string(o.rate_domain) + ", FailureReportRateTotal " + std::to_string(o.rate_total) + "): dropped");
+  }
+  info("failure reports done: " + std::to_string(res.sent) + " sent, " + std::to_string(res.dropped) +
+       " dropped by the rate limits, " + std::to_string(res.deferred) + " deferred, " + std::to_string(res.failed) +
+       " failed");
+  return res;
+}
+
+}  // namespace dmarc

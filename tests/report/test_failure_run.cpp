@@ -1,0 +1,226 @@
+// test_failure_run.cpp - run_failures() against a real SQLite store, a
+// static resolver for the ruf checks and sh as the mailer: destinations,
+// the hourly limits over a burst, retries, --out, the fields in the mail.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dmarc/adapters/sqlite_store.hpp"
+#include "dmarc/report/failure_mail.hpp"
+#include "dmarc/report/failure_run.hpp"
+#include "dmarc/report/mailer.hpp"
+#include "support/static_resolver.hpp"
+
+using namespace dmarc;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr std::int64_t kNow = 1796637600 + 1800;  // 2026-12-07 10:30 UTC
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "dmarc-frun-test-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    path_ = t;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& n) const { return path_ + "/" + n; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+FailureJob job(const std::string& domain, std::vector<std::string> ruf, int n = 0) {
+  FailureJob j;
+  j.created = kNow - 60;
+  j.reported_domain = domain;
+  j.policy_domain = domain;
+  j.ruf = std::move(ruf);
+  j.feedback.user_agent = "dmarc-milter/test";
+  j.feedback.auth_failure = "dmarc";
+  j.feedback.identity_alignment = "none";
+  j.feedback.authentication_results = {"mx.example.net; dmarc=fail header.from=" + domain};
+  j.feedback.original_mail_from = "<bounce@evil.example>";
+  j.feedback.source_ip = "192.0.2." + std::to_string(n % 250);
+  j.feedback.reported_domain = {domain};
+  j.feedback.delivery_result = "reject";
+  j.original = "From: ceo@" + domain + "\nSubject: wire " + std::to_string(n) + "\n";
+  return j;
+}
+
+struct Fixture {
+  TempDir dir;
+  std::shared_ptr<Store> store;
+  test::StaticResolver dns;
+  std::string mails;
+  std::vector<std::string> log;
+  Fixture() {
+    auto s = open_store("sqlite:" + dir.file("r.db"));
+    REQUIRE(s);
+    store = s.value();
+    mails = dir.file("mails");
+    fs::create_directory(mails);
+    dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject");
+    dns.add_txt("_dmarc.example.net", "v=DMARC1; p=none");
+    dns.add_txt("_dmarc.example.org", "v=DMARC1; p=none");
+    dns.add_txt("example.com._report._dmarc.forensics.example.net", "v=DMARC1");
+  }
+  FailureRunOptions options() const {
+    FailureRunOptions o;
+    o.now = kNow;
+    o.org_name = "mx.example.net";
+    o.sender = "dmarc-failures@mx.example.net";
+    o.max_attempts = 2;
+    return o;
+  }
+  std::unique_ptr<Mailer> file_mailer() const {
+    return command_mailer({"/bin/sh", "-c", "f=$(mktemp " + mails + "/mail.XXXXXX); cat > $f; echo \"$@\" > $f.rcpt"},
+                          milliseconds(10000));
+  }
+  FailureRunResult run(Mailer* m, const FailureRunOptions& o) {
+    return run_failures(*store, dns, m, nullptr, o, [this](RunLogLevel, const std::string& s) { log.push_back(s); });
+  }
+  std::vector<std::pair<std::string, std::string>> sent() const {  // (recipients, mail)
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& e : fs::directory_iterator(mails)) {
+      std::string p = e.path().string();
+      if (p.size() > 5 && p.substr(p.size() - 5) == ".rcpt") continue;
+      std::string r = slurp(p + ".rcpt");
+      if (!r.empty() && r.back() == '\n') r.pop_back();
+      out.emplace_back(r, slurp(p));
+    }
+    return out;
+  }
+  std::string all_log() const {
+    std::string s;
+    for (const auto& l : log) s += l + "\n";
+    return s;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("run_failures: one ARF mail to the authorised ruf destinations, fields intact", "[run][failure]") {
+  Fixture f;
+  REQUIRE_FALSE(f.store->add_failure_jobs({job("example.com", {"mailto:ruf@example.com",
+                                                                "mailto:fr@forensics.example.net",
+                                                                "mailto:x@unauth.example.org", "https://x.example/"})}));
+  auto m = f.file_mailer();
+  FailureRunOptions o = f.options();
+  o.bcc = {"audit@mx.example.net"};
+  auto r = f.run(m.get(), o);
+  INFO(f.all_log());
+  CHECK(r.sent == 1);
+  CHECK(r.exit_code() == 0);
+  auto sent = f.sent();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].first == "ruf@example.com fr@forensics.example.net audit@mx.example.net");
+  auto p = parse_failure_mail(sent[0].second);
+  REQUIRE(p);
+  CHECK(p.value().to == "ruf@example.com, fr@forensics.example.net");  // the Bcc is not in the header
+  CHECK(p.value().subject == "DMARC failure report for example.com from 192.0.2.0");
+  CHECK(p.value().feedback.auth_failure == "dmarc");
+  CHECK(p.value().feedback.source_ip == "192.0.2.0");
+  CHECK(p.value().feedback.delivery_result == "reject");
+  CHECK(p.value().original_type == "text/rfc822-headers");
+  CHECK_THAT(p.value().original, Catch::Contains("Subject: wire 0"));
+  CHECK_THAT(p.value().text, Catch::Contains("claiming to be from example.com"));
+  CHECK_THAT(f.all_log(), Catch::Contains("x@unauth.example.org: external destination not authorised"));
+  CHECK(f.store->pending_failure_jobs(10).value().empty());
+  CHECK(f.store->failure_reports_sent("example.com", kNow - 3600).value() == 1);
+  // Nothing is sent twice.
+  CHECK(f.run(m.get(), o).sent == 0);
+  CHECK(f.sent().size() == 1);
+}
+
+TEST_CASE("run_failures: a burst of 10 000 sends exactly the hourly limits and counts the rest", "[run][failure]") {
+  Fixture f;
+  std::vector<FailureJob> burst;
+  for (int i = 0; i < 10000; ++i) burst.push_back(job(i % 4 ? "example.com" : "example.org", {"mailto:ruf@example.com"}, i));
+  for (auto& j : burst) {
+    if (j.reported_domain == "example.org") {
+      j.ruf = {"mailto:ruf@example.org"};
+      j.policy_domain = "example.org";
+    }
+  }
+  REQUIRE_FALSE(f.store->add_failure_jobs(burst));
+  auto m = f.file_mailer();
+  FailureRunOptions o = f.options();
+  o.rate_domain = 7;
+  o.rate_total = 10;
+  auto r = f.run(m.get(), o);
+  CHECK(r.sent == 10);  // 7 for example.com, then the total cuts example.org at 3
+  CHECK(r.dropped == 9990);
+  int com = 0, org = 0;
+  for (const auto& [rcpt, mail] : f.sent()) (rcpt == "ruf@example.com" ? com : org)++;
+  CHECK(com == 7);
+  CHECK(org == 3);
+  CHECK_THAT(f.all_log(), Catch::Contains("example.com: 7493 failure report(s) over the hourly limits"));
+  // A later run in the same hour starts from what was sent: nothing more.
+  REQUIRE_FALSE(f.store->add_failure_jobs({job("example.com", {"mailto:ruf@example.com"})}));
+  auto again = f.run(m.get(), o);
+  CHECK(again.sent == 0);
+  CHECK(again.dropped == 1);
+  // The next hour, one more goes.
+  REQUIRE_FALSE(f.store->add_failure_jobs({job("example.com", {"mailto:ruf@example.com"})}));
+  o.now += 3600;
+  CHECK(f.run(m.get(), o).sent == 1);
+}
+
+TEST_CASE("run_failures: temporary failures retried up to ReportMaxAttempts; --out writes and marks nothing",
+          "[run][failure]") {
+  Fixture f;
+  REQUIRE_FALSE(f.store->add_failure_jobs({job("example.com", {"mailto:ruf@example.com"})}));
+  SECTION("--out") {
+    FailureRunOptions o = f.options();
+    o.out_dir = f.dir.path();
+    auto r = f.run(nullptr, o);
+    CHECK(r.sent == 1);
+    auto pending = f.store->pending_failure_jobs(10).value();
+    REQUIRE(pending.size() == 1);
+    std::string eml = f.dir.file("failure-" + std::to_string(pending[0].id) + ".eml");
+    REQUIRE(fs::exists(eml));
+    auto p = parse_failure_mail(slurp(eml));
+    REQUIRE(p);
+    CHECK(p.value().feedback.reported_domain == std::vector<std::string>{"example.com"});
+  }
+  SECTION("a failing MTA") {
+    auto failing = command_mailer({"/bin/sh", "-c", "cat >/dev/null; exit 75"}, milliseconds(5000));
+    auto r1 = f.run(failing.get(), f.options());
+    CHECK(r1.deferred == 1);
+    CHECK(r1.exit_code() == 75);
+    auto r2 = f.run(failing.get(), f.options());
+    CHECK(r2.failed == 1);
+    CHECK(f.store->pending_failure_jobs(10).value().empty());
+    CHECK_THAT(f.all_log(), Catch::Contains("given up"));
+  }
+  SECTION("a DNS tempfail on an external destination") {
+    REQUIRE_FALSE(f.store->add_failure_jobs({job("example.com", {"mailto:fr@flaky.example.net"})}));
+    f.dns.fail("example.com._report._dmarc.flaky.example.net", DnsStatus::TempFail);
+    auto m = f.file_mailer();
+    auto r = f.run(m.get(), f.options());
+    CHECK(r.sent == 1);
+    CHECK(r.deferred == 1);
+    CHECK(f.store->pending_failure_jobs(10).value().size() == 1);
+  }
+}
