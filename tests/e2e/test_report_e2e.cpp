@@ -30,6 +30,7 @@
 #include "dmarc/adapters/sqlite_store.hpp"
 #include "dmarc/core/report.hpp"
 #include "dmarc/report/aggregate_xml.hpp"
+#include "dmarc/report/failure_mail.hpp"
 #include "dmarc/report/report_mail.hpp"
 #include "support/dkim_signer.hpp"
 #include "support/milter_process.hpp"
@@ -71,7 +72,7 @@ NsdServerOptions zones() {
       "rpt.example",
       "@ IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"
       "_dmarc IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@rpt.example,mailto:ext@auth.example,"
-      "mailto:ext@unauth.example,mailto:any@wild.example\"\n"
+      "mailto:ext@unauth.example,mailto:any@wild.example; ruf=mailto:forensic@rpt.example\"\n"
       "e2e._domainkey IN TXT " + key_record() + "\n");
   o.extra_zones["auth.example"] = zone("auth.example",
                                        "_dmarc IN TXT \"v=DMARC1; p=none\"\n"
@@ -111,13 +112,13 @@ struct World {
   PostfixInstance mx;
   PostfixInstance sink;
 
-  World()
+  explicit World(const std::string& extra = "")
       : common("Syslog no\nLogLevel info\nAuthservID mx.e2e.example\nNameservers 127.0.0.1:" +
                std::to_string(nsd.port()) +
                "\nDNSTimeout 1\nDNSRetries 1\nIgnoreHosts 127.0.0.1\n"
                "ReportStore sqlite:" + dir.file("reports.db") + "\n"
                "ReportOrgName mx.e2e.example\nReportSender dmarc-reports@mx.e2e.example\n"
-               "IgnoreMailTo postmaster@e2e.example\n"),
+               "IgnoreMailTo postmaster@e2e.example\n" + extra),
         milter(common),
         mx(mx_options(milter)),
         sink(sink_options()) {}
@@ -174,9 +175,10 @@ SmtpOutcome send(World& w, const Msg& c) {
 // the exit status, or -1 when KILL_WHEN says so first (then the group is
 // killed with SIGKILL).
 int run_report(const std::vector<std::string>& args, std::string* output,
-               const std::function<bool()>& kill_when = nullptr) {
+               const std::function<bool()>& kill_when = nullptr, bool subcommand_given = false) {
   std::string out_path = (fs::temp_directory_path() / ("dmarc-report-out-" + std::to_string(::getpid()))).string();
-  std::vector<std::string> words = {kReportBin, "aggregate"};
+  std::vector<std::string> words = {kReportBin};
+  if (!subcommand_given) words.push_back("aggregate");
   words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& w : words) argv.push_back(w.data());
@@ -473,4 +475,40 @@ TEST_CASE("e2e: SIGKILL of the milter loses at most the last batch window of rec
   std::uint64_t n = 0;
   for (const auto& r : recs.value()) n += r.count;
   CHECK(n == 4);
+}
+
+TEST_CASE("e2e: a spoof with FailureReports on becomes an ARF report at the sink", "[e2e][report][failure]") {
+  World w("FailureReports yes\n");
+  Msg spoof;
+  spoof.ip = "198.51.100.7";
+  auto o = send(w, spoof);
+  CHECK(o.final_reply.code == 550);
+  REQUIRE(send(w, Msg{}).accepted());  // aligned: no failure report
+  w.mx.wait_delivered(1, std::chrono::seconds(30));
+  REQUIRE(w.milter.stop() == 0);
+  INFO(w.milter.log());
+  std::string out;
+  int rc = run_report({"failures", "-c", w.report_config("/usr/sbin/sendmail -C " + w.sink.config_dir() + " -t -oi")},
+                      &out, nullptr, /*subcommand_given=*/true);
+  INFO(out << w.sink.log());
+  CHECK(rc == 0);
+  auto got = w.sink.wait_delivered(1, std::chrono::seconds(30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  REQUIRE(w.sink.delivered().size() == 1);
+  auto p = parse_failure_mail(got[0]);
+  REQUIRE(p);
+  const FeedbackReport& f = p.value().feedback;
+  CHECK(header_values(got[0], "Delivered-To") == std::vector<std::string>{"forensic@rpt.example"});
+  CHECK(f.feedback_type == "auth-failure");
+  CHECK(f.auth_failure == "dmarc");
+  CHECK(f.source_ip == "198.51.100.7");
+  CHECK(f.reported_domain == std::vector<std::string>{"rpt.example"});
+  CHECK(f.delivery_result == "reject");
+  CHECK(f.identity_alignment == "none");
+  CHECK(f.original_mail_from == "<alice@rpt.example>");
+  CHECK(f.original_rcpt_to == std::vector<std::string>{"<bob@e2e.example>"});
+  REQUIRE(f.authentication_results.size() == 1);
+  CHECK_THAT(f.authentication_results[0], Catch::Contains("mx.e2e.example") && Catch::Contains("dmarc=fail"));
+  CHECK(p.value().original_type == "text/rfc822-headers");
+  CHECK_THAT(p.value().original, Catch::Contains("From: Alice <alice@rpt.example>"));
 }
