@@ -54,12 +54,12 @@ install -d -m 0750 -o dmarc-milter -g dmarc-milter /var/lib/dmarc-milter
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   sed "s|@SBINDIR@|$PREFIX/sbin|" packaging/dmarc-milter.service > /etc/systemd/system/dmarc-milter.service
-  for unit in dmarc-report.service dmarc-report.timer; do
+  for unit in dmarc-report.service dmarc-report.timer dmarc-report-failures.service dmarc-report-failures.timer; do
     sed "s|@SBINDIR@|$PREFIX/sbin|" "packaging/$unit" > "/etc/systemd/system/$unit"
   done
   systemctl daemon-reload
   systemctl enable dmarc-milter >/dev/null 2>&1 || true
-  systemctl enable --now dmarc-report.timer >/dev/null 2>&1 || true
+  systemctl enable --now dmarc-report.timer dmarc-report-failures.timer >/dev/null 2>&1 || true
   systemctl restart dmarc-milter
 else
   mkdir -p /run/dmarc-milter
