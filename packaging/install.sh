@@ -10,8 +10,8 @@
 #    UserID gets that line added: the unit passes no -u)
 # 4. a system user "dmarc-milter" to run as
 # 5. /var/lib/dmarc-milter (the report store) owned by that user, and
-#    with systemd the daily dmarc-report.timer (without: see README's
-#    cron line)
+#    with systemd dmarc-report-run.service, the report sender (without:
+#    see README's cron lines)
 # 6. start: with systemd, the dmarc-milter.service unit; otherwise the
 #    daemon directly. It listens on the Socket of the config
 #    (inet:8895@127.0.0.1 by default); see README for the Postfix lines.
@@ -54,12 +54,14 @@ install -d -m 0750 -o dmarc-milter -g dmarc-milter /var/lib/dmarc-milter
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   sed "s|@SBINDIR@|$PREFIX/sbin|" packaging/dmarc-milter.service > /etc/systemd/system/dmarc-milter.service
-  for unit in dmarc-report.service dmarc-report.timer dmarc-report-failures.service dmarc-report-failures.timer; do
+  for unit in dmarc-report.service dmarc-report.timer dmarc-report-run.service; do
     sed "s|@SBINDIR@|$PREFIX/sbin|" "packaging/$unit" > "/etc/systemd/system/$unit"
   done
   systemctl daemon-reload
   systemctl enable dmarc-milter >/dev/null 2>&1 || true
-  systemctl enable --now dmarc-report.timer dmarc-report-failures.timer >/dev/null 2>&1 || true
+  # The long-running sender; dmarc-report.timer is the daily-only
+  # alternative (do not enable both: runs would wait for each other).
+  systemctl enable --now dmarc-report-run.service >/dev/null 2>&1 || true
   systemctl restart dmarc-milter
 else
   mkdir -p /run/dmarc-milter

@@ -5,7 +5,11 @@
 // Subcommands: aggregate (run_aggregate), failures (run_failures).
 // Exit codes: 0 done; 1 some report failed (given up); 75 some report was
 // deferred to the next run; 74 the store failed; 64 usage; 78 config.
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +17,7 @@
 #include <csignal>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -28,6 +33,8 @@
 #include "dmarc/report/failure_run.hpp"
 #include "dmarc/report/mailer.hpp"
 
+extern char** environ;
+
 using namespace dmarc;
 
 namespace {
@@ -39,6 +46,7 @@ void usage(std::FILE* out) {
                "usage: dmarc-report aggregate [-c config] [--day YYYY-MM-DD | --begin EPOCH --end EPOCH]\n"
                "                              [--domain DOMAIN] [--out DIR]\n"
                "       dmarc-report failures [-c config] [--out DIR]\n"
+               "       dmarc-report run [-c config] [--failure-interval S] [--aggregate-delay S]\n"
                "       dmarc-report -V\n");
 }
 
@@ -57,6 +65,63 @@ bool parse_epoch(const char* s, std::int64_t* out) {
   return true;
 }
 
+// --- dmarc-report run: the long-running sender ---
+
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_stop(int) { g_stop = 1; }
+
+// run_child - this program again with ARGS (a fresh process per run: the
+// configuration is read anew and nothing piles up); its exit status.
+int run_child(const std::vector<std::string>& args) {
+  std::vector<std::string> words = {"/proc/self/exe"};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+    if (g_stop) kill(pid, SIGTERM);  // pass the stop on; wait for it
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// run_loop - failures every FAILURE_INTERVAL seconds; the previous UTC
+// day's aggregate reports once per day, AGGREGATE_DELAY seconds after
+// 00:00 UTC (and at start when that time has passed). SIGTERM, SIGINT:
+// the run in progress finishes, then exit 0.
+int run_loop(const std::string& config_file, long failure_interval, long aggregate_delay) {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  std::fprintf(stderr, "dmarc-report: run: failure reports every %ld s, aggregate reports %ld s after 00:00 UTC\n",
+               failure_interval, aggregate_delay);
+  std::int64_t aggregated_day = -1;  // the day whose reports this process sent
+  auto now_s = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  std::int64_t next_failures = 0;
+  while (!g_stop) {
+    std::int64_t now = now_s();
+    if (now >= next_failures) {
+      run_child({"failures", "-c", config_file});
+      next_failures = now_s() + failure_interval;
+    }
+    std::int64_t today = utc_day(now);
+    if (aggregated_day != today && now >= today * kSecondsPerDay + aggregate_delay && !g_stop) {
+      run_child({"aggregate", "-c", config_file});
+      aggregated_day = today;
+    }
+    for (int i = 0; i < 10 && !g_stop && now_s() < next_failures; ++i) usleep(100 * 1000);
+  }
+  std::fprintf(stderr, "dmarc-report: run: stopped\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +137,39 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string sub = argc >= 2 ? argv[1] : "";
+  if (sub == "run") {
+    std::string config_file = build::kDefaultConfigFile;
+    long failure_interval = 60, aggregate_delay = 15 * 60;
+    enum { kFailureInterval = 2000, kAggregateDelay };
+    static const option runopts[] = {{"config", required_argument, nullptr, 'c'},
+                                     {"failure-interval", required_argument, nullptr, kFailureInterval},
+                                     {"aggregate-delay", required_argument, nullptr, kAggregateDelay},
+                                     {nullptr, 0, nullptr, 0}};
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:", runopts, nullptr)) != -1) {
+      char* end = nullptr;
+      switch (c) {
+        case 'c': config_file = optarg; break;
+        case kFailureInterval:
+          failure_interval = std::strtol(optarg, &end, 10);
+          if (!end || *end || failure_interval < 1) return usage(stderr), kExitUsage;
+          break;
+        case kAggregateDelay:
+          aggregate_delay = std::strtol(optarg, &end, 10);
+          if (!end || *end || aggregate_delay < 0 || aggregate_delay >= kSecondsPerDay) return usage(stderr), kExitUsage;
+          break;
+        default: usage(stderr); return kExitUsage;
+      }
+    }
+    if (optind != argc) return usage(stderr), kExitUsage;
+    auto cfg = load_config(config_file);
+    if (!cfg) {
+      std::fprintf(stderr, "dmarc-report: %s\n", cfg.error().str().c_str());
+      return kExitConfig;
+    }
+    return run_loop(config_file, failure_interval, aggregate_delay);
+  }
   if (sub != "aggregate" && sub != "failures") {
     usage(stderr);
     return kExitUsage;
@@ -179,6 +277,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dmarc-report: %s: ReportStore is none: nothing is recorded, no report to send\n",
                  config_file.c_str());
     return 0;
+  }
+  // One run at a time per store: a timer, cron and an admin's run must
+  // not send the same report twice. The lock goes with the process.
+  if (!out_dir && cfg.report_store.rfind("sqlite:", 0) == 0) {
+    std::string lock_path = cfg.report_store.substr(7) + ".lock";
+    int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock_fd < 0) {
+      std::fprintf(stderr, "dmarc-report: %s: %s\n", lock_path.c_str(), std::strerror(errno));
+      return kExitStore;
+    }
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      std::fprintf(stderr, "dmarc-report: waiting for another dmarc-report run (%s)\n", lock_path.c_str());
+      while (::flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
+      }
+    }
   }
   auto store = open_store(cfg.report_store);
   if (!store) {

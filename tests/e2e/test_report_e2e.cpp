@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -511,4 +512,84 @@ TEST_CASE("e2e: a spoof with FailureReports on becomes an ARF report at the sink
   CHECK_THAT(f.authentication_results[0], Catch::Contains("mx.e2e.example") && Catch::Contains("dmarc=fail"));
   CHECK(p.value().original_type == "text/rfc822-headers");
   CHECK_THAT(p.value().original, Catch::Contains("From: Alice <alice@rpt.example>"));
+}
+
+TEST_CASE("e2e: dmarc-report runs never overlap: a second one waits for the lock", "[e2e][report][failure]") {
+  World w("FailureReports yes\n");
+  Msg spoof;
+  spoof.ip = "198.51.100.7";
+  CHECK(send(w, spoof).final_reply.code == 550);
+  // SIGTERM flushes the recorder: the job is in the store.
+  REQUIRE(w.milter.stop() == 0);
+  std::string cfg = w.report_config("/usr/sbin/sendmail -C " + w.sink.config_dir() + " -t -oi");
+
+  // Another run holds the lock: ours waits for it and sends nothing meanwhile.
+  std::string lock = w.dir.file("reports.db.lock");
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT, 0640);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  std::string out;
+  auto held_since = std::chrono::steady_clock::now();
+  bool released = false;
+  int rc = run_report({"failures", "-c", cfg}, &out,
+                      [&] {
+                        if (!released && std::chrono::steady_clock::now() - held_since > std::chrono::seconds(2)) {
+                          CHECK(w.sink.delivered().empty());
+                          ::flock(fd, LOCK_UN);
+                          released = true;
+                        }
+                        return false;
+                      },
+                      true);
+  ::close(fd);
+  INFO(out);
+  CHECK(released);
+  CHECK(rc == 0);
+  CHECK_THAT(out, Catch::Contains("waiting for another dmarc-report run"));
+  w.sink.wait_delivered(1, std::chrono::seconds(30));
+}
+
+TEST_CASE("e2e: dmarc-report run sends queued failure reports within its interval and stops on SIGTERM",
+          "[e2e][report][failure]") {
+  World w("FailureReports yes\n");
+  Msg spoof;
+  spoof.ip = "198.51.100.7";
+  CHECK(send(w, spoof).final_reply.code == 550);
+  REQUIRE(w.milter.stop() == 0);
+  std::string cfg = w.report_config("/usr/sbin/sendmail -C " + w.sink.config_dir() + " -t -oi");
+  std::string out_path = w.dir.file("run.out");
+  std::vector<std::string> words = {kReportBin, "run", "-c", cfg, "--failure-interval", "1", "--aggregate-delay",
+                                    "86399"};
+  std::vector<char*> argv;
+  for (auto& x : words) argv.push_back(x.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  struct Reap {
+    pid_t p;
+    ~Reap() {
+      if (p > 0 && ::waitpid(p, nullptr, WNOHANG) == 0) {
+        ::kill(p, SIGKILL);
+        ::waitpid(p, nullptr, 0);
+      }
+    }
+  } reap{pid};
+  auto got = w.sink.wait_delivered(1, std::chrono::seconds(30));
+  CHECK(parse_failure_mail(got[0]).value().feedback.source_ip == "198.51.100.7");
+  REQUIRE(::kill(pid, SIGTERM) == 0);
+  int status = -1;
+  for (int i = 0; i < 200 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  reap.p = -1;
+  std::ifstream f(out_path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  INFO(ss.str());
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_THAT(ss.str(), Catch::Contains("run: stopped"));
 }
