@@ -134,6 +134,14 @@ const std::vector<SettingSpec>& settings_table() {
        100000},
       {"FailureReportRateTotal", T::Integer, "100", "Failure reports per hour at most, all domains together.", {}, 0,
        1000000},
+      // --- local forensic reports of our own domains
+      {"OwnDomains", T::List, "",
+       "Your own domains (or files of them; subdomains included): every message from them that fails DMARC is kept "
+       "as a local forensic report.", {}, 0, 0},
+      {"ForensicMaildir", T::Path, "", "A Maildir the local forensic reports are written to. Empty: none.", {}, 0, 0},
+      {"ForensicMailTo", T::List, "", "Addresses the local forensic reports are mailed to. Empty: none.", {}, 0, 0},
+      {"ForensicMaxPerDay", T::Integer, "10000", "Local forensic reports per own domain and UTC day at most.", {}, 1,
+       10000000},
   };
   return table;
 }
@@ -415,6 +423,25 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
   }
   c.failure_report_rate_domain = static_cast<std::uint64_t>(int_of(c, "FailureReportRateDomain"));
   c.failure_report_rate_total = static_cast<std::uint64_t>(int_of(c, "FailureReportRateTotal"));
+  {
+    auto own = list_entries(c, "OwnDomains", file, line_of("OwnDomains"));
+    if (!own) return own.error();
+    c.own_domains.clear();
+    for (const auto& e : *own) {
+      std::string d = ascii_lowercase(e.text);
+      while (!d.empty() && d.back() == '.') d.pop_back();
+      if (d.empty() || d.find('@') != std::string::npos || d.find('.') == std::string::npos)
+        return ConfigError{e.file, e.line, "OwnDomains: not a domain: '" + e.text + "'"};
+      c.own_domains.push_back(d);
+    }
+  }
+  c.forensic_maildir = value_of(c, "ForensicMaildir");
+  c.forensic_mail_to.clear();
+  for (const auto& a : split_list(value_of(c, "ForensicMailTo"))) {
+    if (a.find('@') == std::string::npos) return err("ForensicMailTo", "ForensicMailTo: not an address: '" + a + "'");
+    c.forensic_mail_to.push_back(a);
+  }
+  c.forensic_max_per_day = static_cast<std::uint64_t>(int_of(c, "ForensicMaxPerDay"));
   return std::nullopt;
 }
 }  // namespace

@@ -124,6 +124,105 @@ std::vector<FailureJob> failure_jobs(const MessageFacts& facts, const MessageVer
   return out;
 }
 
+std::string_view to_token(FailureJobKind k) noexcept { return k == FailureJobKind::Local ? "local" : "ruf"; }
+
+bool is_own_domain(const std::vector<std::string>& own, std::string_view domain) noexcept {
+  for (const auto& o : own) {
+    if (ascii_iequals(o, domain)) return true;
+    if (domain.size() > o.size() + 1 && domain[domain.size() - o.size() - 1] == '.' &&
+        ascii_iequals(domain.substr(domain.size() - o.size()), o))
+      return true;
+  }
+  return false;
+}
+
+bool local_forensic_due(const Verdict& v) noexcept { return v.result == DmarcResult::Fail; }
+
+std::string forensic_explanation(const MessageFacts& facts, const Verdict& v, const MessageDecision& d) {
+  std::string t;
+  auto line = [&](const std::string& label, const std::string& value) {
+    t += label;
+    t.append(label.size() < 14 ? 14 - label.size() : 1, ' ');
+    t += value + "\n";
+  };
+  t += "A message claiming to be from " + v.author_domain + " failed DMARC.\n\n";
+  line("Source IP:", facts.client_ip.empty() ? "(none: a local submission)" : facts.client_ip);
+  line("Client name:", facts.client_name.empty() ? "(unknown)" : facts.client_name);
+  line("HELO:", facts.helo);
+  line("MAIL FROM:", facts.mail_from.empty() ? "<> (a null-sender message: a bounce or an auto-reply)"
+                                             : "<" + facts.mail_from + ">");
+  std::string rcpts;
+  for (const auto& r : facts.rcpt_to) rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
+  line("RCPT TO:", rcpts.empty() ? "(none)" : rcpts);
+  line("Queue id:", facts.queue_id.empty() ? "-" : facts.queue_id);
+  t += "\n";
+  if (facts.spf) {
+    std::string spf = std::string(to_token(facts.spf->result)) + " for " + facts.spf->domain +
+                      (facts.spf->scope == SpfScope::Helo ? " (the HELO name)" : "");
+    if (!facts.spf->problem.empty()) spf += " (" + facts.spf->problem + ")";
+    line("SPF:", spf);
+  } else {
+    line("SPF:", "not checked");
+  }
+  if (facts.dkim.empty()) line("DKIM:", "no signature");
+  for (const auto& k : facts.dkim) {
+    std::string sig = std::string(to_token(k.result)) + " d=" + k.domain + " s=" + k.selector;
+    if (!k.reason.empty() && k.result != AuthResult::Pass) sig += " (" + k.reason + ")";
+    line("DKIM:", sig);
+  }
+  t += "\nWhy DMARC failed (alignment with " + v.author_domain + "):\n";
+  const std::string org = v.org_domain.empty() ? v.author_domain : v.org_domain;
+  const bool strict_spf = v.record && v.record->aspf == AlignmentMode::Strict;
+  const bool strict_dkim = v.record && v.record->adkim == AlignmentMode::Strict;
+  if (v.spf_alignment == Alignment::Pass) {
+    t += "- SPF passed and is aligned.\n";
+  } else if (facts.spf && facts.spf->result == AuthResult::Pass) {
+    t += "- SPF passed for " + facts.spf->domain + ", which is not " +
+         (strict_spf ? v.author_domain + " (aspf=s: the same domain is needed)" : "within " + org) + ".\n";
+  } else {
+    t += "- SPF did not pass" + (facts.spf ? " (" + std::string(to_token(facts.spf->result)) + ")" : "") + ".\n";
+  }
+  bool any_dkim_pass = false;
+  for (const auto& k : facts.dkim) {
+    if (k.result != AuthResult::Pass) continue;
+    any_dkim_pass = true;
+    if (v.dkim_alignment != Alignment::Pass)
+      t += "- DKIM passed for d=" + k.domain + ", which is not " +
+           (strict_dkim ? v.author_domain + " (adkim=s: the same domain is needed)" : "within " + org) + ".\n";
+  }
+  if (v.dkim_alignment == Alignment::Pass) t += "- DKIM passed and is aligned.\n";
+  else if (!any_dkim_pass) t += "- No DKIM signature passed.\n";
+  t += "\nWhat happened:  " + std::string(to_token(d.action)) +
+       (v.overrides.empty() ? "" : " (" + std::string(to_token(v.overrides.front().reason)) +
+                                       (v.overrides.front().comment.empty() ? "" : ": " + v.overrides.front().comment) +
+                                       ")") +
+       "; the policy found: p=" + (v.record ? std::string(to_token(v.requested)) : std::string("none")) + "\n";
+  std::string kept = v.overrides.empty() ? "" : " (unless your local policy keeps it, as it did here)";
+  t += "Under p=quarantine it would be quarantined" + kept + ".\n";
+  t += "Under p=reject it would be rejected" + kept + ".\n";
+  return t;
+}
+
+std::vector<FailureJob> local_forensic_jobs(const MessageFacts& facts, const MessageVerdict& verdict,
+                                            const std::vector<std::string>& own, std::string_view original,
+                                            std::string_view user_agent, std::int64_t now) {
+  std::vector<FailureJob> out;
+  if (!verdict.checked || own.empty()) return out;
+  for (const Verdict& v : verdict.verdicts) {
+    if (!is_own_domain(own, v.author_domain) || !local_forensic_due(v)) continue;
+    FailureJob j;
+    j.kind = FailureJobKind::Local;
+    j.created = now;
+    j.reported_domain = v.author_domain;
+    j.policy_domain = v.record_domain.empty() ? v.author_domain : v.record_domain;
+    j.feedback = feedback_for(facts, v, verdict.decision, verdict.ar_value.value_or(""), user_agent, rfc5322_date(now));
+    j.text = forensic_explanation(facts, v, verdict.decision);
+    j.original = std::string(original);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 std::string_view to_token(FailureJobStatus s) noexcept {
   switch (s) {
     case FailureJobStatus::Pending: return "pending";

@@ -34,10 +34,14 @@ void record(const Engine& engine, const Outcome& o) {
   if (!should_record(engine.config.ignore_mail_to, engine.report_sender, o.facts)) return;
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   rec->submit(aggregate_records(o.facts, o, now.count()));
+  static const std::string agent = std::string("dmarc-milter/") + build::kVersion;
   if (engine.config.failure_reports) {
-    static const std::string agent = std::string("dmarc-milter/") + build::kVersion;
     rec->submit_failures(failure_jobs(o.facts, o, o.header_section, engine.config.failure_reports_on_none, agent,
                                       now.count()));
+  }
+  if (engine.config.keeps_forensics()) {
+    rec->submit_failures(
+        local_forensic_jobs(o.facts, o, engine.config.own_domains, o.header_section, agent, now.count()));
   }
 }
 std::atomic<int> g_open_messages{0};

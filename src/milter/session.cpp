@@ -55,7 +55,7 @@ void Session::envfrom(std::string_view addr, std::string_view auth_authen, std::
   in_message_ = true;
   job_id_ = sanitize_log(queue_id, 32);
   const Config& cfg = engine_->config;
-  keep_headers_ = cfg.failure_reports;
+  keep_headers_ = cfg.failure_reports || cfg.keeps_forensics();
   facts_.client_ip = ip_;
   facts_.client_name = hostname_;
   facts_.helo = helo_;

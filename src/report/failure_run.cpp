@@ -1,7 +1,11 @@
 // failure_run.cpp - one "dmarc-report failures" run (dmarc/report/failure_run.hpp)
 #include "dmarc/report/failure_run.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -26,6 +30,56 @@ std::string explanation(const FailureJob& j, const std::string& org_name) {
   if (!f.dkim_domain.empty()) t += "Failed DKIM signature: d=" + f.dkim_domain + " s=" + f.dkim_selector + "\n";
   t += "\nThe message's header section is attached.\n";
   return t;
+}
+
+// ptr_line - the source's PTR name and whether it is forward-confirmed.
+std::string ptr_line(Resolver& resolver, const std::string& ip) {
+  if (ip.empty()) return "(no source address)";
+  DnsAnswer p = resolver.ptr(ip);
+  if (p.status != DnsStatus::Ok || p.records.empty())
+    return p.status == DnsStatus::TempFail ? "(lookup failed)" : "(none)";
+  const std::string& name = p.records.front();
+  bool v6 = ip.find(':') != std::string::npos;
+  DnsAnswer f = v6 ? resolver.aaaa(name) : resolver.a(name);
+  bool confirmed = false;
+  for (const auto& r : f.records) confirmed = confirmed || ascii_iequals(r, ip);
+  return name + (confirmed ? " (forward-confirmed)" : " (not forward-confirmed)");
+}
+
+// with_ptr - TEXT with a "PTR:" line after its "Source IP:" line.
+std::string with_ptr(const std::string& text, const std::string& ptr) {
+  std::size_t at = text.find("Source IP:");
+  if (at == std::string::npos) return "PTR:          " + ptr + "\n" + text;
+  std::size_t eol = text.find('\n', at);
+  if (eol == std::string::npos) return text + "\nPTR:          " + ptr + "\n";
+  return text.substr(0, eol + 1) + "PTR:          " + ptr + "\n" + text.substr(eol + 1);
+}
+
+// maildir_deliver - MESSAGE into the Maildir DIR (tmp/, then new/).
+std::optional<std::string> maildir_deliver(const std::string& dir, const std::string& message, std::int64_t id,
+                                           std::int64_t now) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const char* sub : {"tmp", "new", "cur"}) {
+    fs::create_directories(fs::path(dir) / sub, ec);
+    if (ec) return dir + "/" + sub + ": " + ec.message();
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) std::snprintf(host, sizeof host, "localhost");
+  for (char* c = host; *c; ++c) {
+    if (*c == '/' || *c == ':') *c = '_';
+  }
+  std::string name = std::to_string(now) + ".P" + std::to_string(getpid()) + "Q" + std::to_string(id) + "." + host;
+  std::string tmp = dir + "/tmp/" + name;
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << message;
+    f.flush();
+    if (!f) return tmp + ": " + std::strerror(errno);
+  }
+  fs::rename(tmp, dir + "/new/" + name, ec);
+  if (ec) return dir + "/new/" + name + ": " + ec.message();
+  return std::nullopt;
 }
 
 }  // namespace
@@ -63,7 +117,89 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     }
   };
 
+  const std::int64_t day_start = utc_day(o.now) * kSecondsPerDay;
+  std::map<std::string, std::uint64_t> local_today;  // sent today per domain (store + this run)
+  std::map<std::string, int> local_dropped;
+
   for (FailureJob& j : jobs.value()) {
+    if (j.kind == FailureJobKind::Local) {
+      const std::string dom = ascii_lowercase(j.reported_domain);
+      const std::string where = "forensic report " + std::to_string(j.id) + " (" + dom + ", " +
+                                j.feedback.source_ip + ")";
+      if (!local_today.count(dom)) {
+        auto n = preview ? Expected<std::uint64_t, StoreError>(std::uint64_t{0})
+                         : store.failure_reports_sent(FailureJobKind::Local, dom, day_start);
+        local_today[dom] = n ? n.value() : 0;
+      }
+      if (local_today[dom] >= o.forensic_max_per_day) {
+        ++local_dropped[dom];
+        save(j, FailureJobStatus::Dropped, "over ForensicMaxPerDay");
+        ++res.dropped;
+        continue;
+      }
+      FailureMail m;
+      m.from = o.sender;
+      m.from_name = o.org_name + " DMARC forensic reports";
+      m.to = o.forensic_mail_to.empty() ? std::vector<std::string>{o.sender} : o.forensic_mail_to;
+      m.subject = "DMARC forensic report: " + dom + " failed DMARC from " +
+                  (j.feedback.source_ip.empty() ? std::string("a local submission") : j.feedback.source_ip);
+      std::string mid = report_id("forensic:" + std::to_string(j.id) + ":" + dom, ReportPeriod{j.created, j.created});
+      m.message_id = mid.substr(0, mid.find('@')) + "@" + (domain_of(o.sender).empty() ? "dmarc-milter" : domain_of(o.sender));
+      m.date = o.now;
+      m.text = with_ptr(j.text, ptr_line(resolver, j.feedback.source_ip));
+      m.feedback = j.feedback;
+      m.original = j.original;
+      auto built = build_failure_mail(m);
+      if (!built) {
+        error(where + ": " + built.error());
+        save(j, FailureJobStatus::Failed, built.error());
+        ++res.failed;
+        continue;
+      }
+      if (preview) {
+        std::string path = *o.out_dir + "/forensic-" + std::to_string(j.id) + ".eml";
+        std::ofstream f(path, std::ios::binary | std::ios::trunc);
+        f << built.value();
+        if (f) {
+          info(where + ": wrote " + path);
+          ++res.sent;
+        } else {
+          error(path + ": " + std::strerror(errno));
+          ++res.failed;
+        }
+        continue;
+      }
+      ++j.attempts;
+      std::string problem;
+      bool temporary = true;
+      if (!o.forensic_maildir.empty()) {
+        if (auto e = maildir_deliver(o.forensic_maildir, built.value(), j.id, o.now)) problem = "ForensicMaildir " + *e;
+      }
+      if (problem.empty() && !o.forensic_mail_to.empty()) {
+        if (!mailer) {
+          problem = "no mailer";
+        } else if (auto e = mailer->send(o.sender, o.forensic_mail_to, built.value())) {
+          problem = e->message;
+          temporary = e->temporary;
+        }
+      }
+      if (problem.empty()) {
+        ++local_today[dom];
+        save(j, FailureJobStatus::Sent, "");
+        info(where + ": kept" + (o.forensic_maildir.empty() ? "" : " in " + o.forensic_maildir) +
+             (o.forensic_mail_to.empty() ? "" : ", mailed"));
+        ++res.sent;
+      } else if (temporary && j.attempts < o.max_attempts) {
+        warn(where + ": " + problem + " (the next run tries again)");
+        save(j, FailureJobStatus::Pending, problem);
+        ++res.deferred;
+      } else {
+        error(where + ": given up: " + problem);
+        save(j, FailureJobStatus::Failed, problem);
+        ++res.failed;
+      }
+      continue;
+    }
     const std::string where = "failure report " + std::to_string(j.id) + " (" + j.reported_domain + ", " +
                               j.feedback.source_ip + ")";
     // Destinations: mailto, not in NoReportsList, authorised.
@@ -116,12 +252,12 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     const std::string dom = ascii_lowercase(j.reported_domain);
     if (!preview) {
       if (!preloaded_total) {
-        auto n = store.failure_reports_sent("", hour_start);
+        auto n = store.failure_reports_sent(FailureJobKind::Ruf, "", hour_start);
         if (n) limit.preload("", o.now, n.value());
         preloaded_total = true;
       }
       if (!preloaded[dom]) {
-        auto n = store.failure_reports_sent(dom, hour_start);
+        auto n = store.failure_reports_sent(FailureJobKind::Ruf, dom, hour_start);
         if (n) limit.preload(dom, o.now, n.value());
         preloaded[dom] = true;
       }
@@ -201,6 +337,10 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       save(j, FailureJobStatus::Failed, err->message);
       ++res.failed;
     }
+  }
+  for (const auto& [dom, n] : local_dropped) {
+    warn(dom + ": " + std::to_string(n) + " forensic report(s) over ForensicMaxPerDay (" +
+         std::to_string(o.forensic_max_per_day) + "): dropped");
   }
   for (const auto& [dom, n] : dropped_per_domain) {
     warn(dom + ": " + std::to_string(n) + " failure report(s) over the hourly limits (FailureReportRateDomain " +

@@ -215,3 +215,51 @@ TEST_CASE("failure reports: the jobs a decided message gives", "[failure]") {
   unchecked.checked = false;
   CHECK(failure_jobs(f, unchecked, "", true, "ua", 0).empty());
 }
+
+TEST_CASE("local forensic reports: own domains, what is kept, and the explanation an admin reads", "[failure][forensic]") {
+  CHECK(is_own_domain({"example.com"}, "example.com"));
+  CHECK(is_own_domain({"example.com"}, "Mail.Example.com"));
+  CHECK_FALSE(is_own_domain({"example.com"}, "notexample.com"));
+  CHECK_FALSE(is_own_domain({}, "example.com"));
+
+  test::StaticResolver dns;
+  dns.add_txt("_dmarc.example.com", "v=DMARC1; p=none");
+  dns.add_txt("_dmarc.other.example", "v=DMARC1; p=reject");
+  DecideOptions o;
+  o.authserv_id = "mx.example.net";
+  // The CRM: SPF passes for its own domain, no DKIM; p=none lets it through.
+  MessageFacts crm = facts(AuthResult::Pass, {});
+  crm.mail_from = "bounce@crm.example";
+  crm.spf->domain = "crm.example";
+  crm.client_name = "mta.crm.example";
+  crm.from_fields = {" news@example.com"};
+  MessageVerdict v = decide(dns, crm, o);
+  REQUIRE(v.verdicts.size() == 1);
+  CHECK(v.decision.action == Action::Accept);
+  auto jobs = local_forensic_jobs(crm, v, {"example.com"}, "From: news@example.com\n", "ua", 1796637600);
+  REQUIRE(jobs.size() == 1);
+  const FailureJob& j = jobs[0];
+  CHECK(j.kind == FailureJobKind::Local);
+  CHECK(j.reported_domain == "example.com");
+  CHECK(j.ruf.empty());
+  CHECK_THAT(j.text, Catch::Contains("Source IP:    192.0.2.7"));
+  CHECK_THAT(j.text, Catch::Contains("MAIL FROM:    <bounce@crm.example>"));
+  CHECK_THAT(j.text, Catch::Contains("SPF passed for crm.example, which is not within example.com"));
+  CHECK_THAT(j.text, Catch::Contains("No DKIM signature passed"));
+  CHECK_THAT(j.text, Catch::Contains("What happened:  accept"));
+  CHECK_THAT(j.text, Catch::Contains("p=none"));
+  CHECK_THAT(j.text, Catch::Contains("Under p=reject it would be rejected."));
+  // Not an own domain, or passing: nothing.
+  CHECK(local_forensic_jobs(crm, v, {"other.example"}, "", "ua", 0).empty());
+  MessageFacts aligned = facts(AuthResult::Pass, {});
+  aligned.mail_from = "bounce@example.com";
+  aligned.spf->domain = "example.com";
+  aligned.from_fields = {" news@example.com"};
+  CHECK(local_forensic_jobs(aligned, decide(dns, aligned, o), {"example.com"}, "", "ua", 0).empty());
+  // A bounce is named as one.
+  MessageFacts bounce = crm;
+  bounce.mail_from.clear();
+  auto b = local_forensic_jobs(bounce, decide(dns, bounce, o), {"example.com"}, "", "ua", 0);
+  REQUIRE(b.size() == 1);
+  CHECK_THAT(b[0].text, Catch::Contains("a null-sender message: a bounce or an auto-reply"));
+}

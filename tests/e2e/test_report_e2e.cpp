@@ -78,6 +78,10 @@ NsdServerOptions zones() {
   o.extra_zones["auth.example"] = zone("auth.example",
                                        "_dmarc IN TXT \"v=DMARC1; p=none\"\n"
                                        "rpt.example._report._dmarc IN TXT \"v=DMARC1\"\n");
+  // One of "our own" domains, still at p=none (local forensic reports).
+  o.extra_zones["own.example"] = zone("own.example",
+                                      "@ IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"
+                                      "_dmarc IN TXT \"v=DMARC1; p=none\"\n");
   o.extra_zones["unauth.example"] = zone("unauth.example", "_dmarc IN TXT \"v=DMARC1; p=none\"\n");
   // Authorises every domain's reports with a DNS wildcard (RFC 7489 7.1).
   o.extra_zones["wild.example"] = zone("wild.example",
@@ -152,11 +156,12 @@ struct Msg {
   std::string mail_from = "alice@rpt.example";
   std::string rcpt = "bob@e2e.example";
   bool sign = false;
+  std::string from_domain = "rpt.example";
 };
 
 SmtpOutcome send(World& w, const Msg& c) {
   std::string subject = "rpt-" + std::to_string(++g_serial);
-  std::string m = "From: Alice <alice@rpt.example>\nTo: " + c.rcpt + "\nSubject: " + subject +
+  std::string m = "From: Alice <alice@" + c.from_domain + ">\nTo: " + c.rcpt + "\nSubject: " + subject +
                   "\nDate: Mon, 07 Dec 2026 10:00:00 +0000\nMessage-ID: <" + subject + "@rpt.example>\n\nHello.\n";
   if (c.sign) m = dkim_sign_message(m, "rpt.example", "e2e", kKey);
   SmtpMessage s;
@@ -592,4 +597,40 @@ TEST_CASE("e2e: dmarc-report run sends queued failure reports within its interva
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK_THAT(ss.str(), Catch::Contains("run: stopped"));
+}
+
+TEST_CASE("e2e: a spoof of an own domain at p=none is kept as a local forensic report in the Maildir",
+          "[e2e][report][forensic]") {
+  TempDir maildir_parent;
+  std::string maildir = maildir_parent.file("Forensic");
+  World w("OwnDomains own.example\nForensicMaildir " + maildir + "\n");
+  Msg spoof;
+  spoof.ip = "198.51.100.7";
+  spoof.mail_from = "alice@own.example";
+  spoof.from_domain = "own.example";
+  REQUIRE(send(w, spoof).accepted());  // p=none: delivered, and kept for the admin
+  Msg good;
+  good.mail_from = "alice@own.example";
+  good.from_domain = "own.example";
+  REQUIRE(send(w, good).accepted());  // aligned SPF pass: no report
+  w.mx.wait_delivered(2, std::chrono::seconds(30));
+  REQUIRE(w.milter.stop() == 0);
+  std::string out;
+  int rc = run_report({"failures", "-c", w.report_config("/bin/false")}, &out, nullptr, true);
+  INFO(out);
+  CHECK(rc == 0);
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(maildir + "/new")) files.push_back(e.path().string());
+  REQUIRE(files.size() == 1);
+  std::ifstream f(files[0], std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto p = parse_failure_mail(ss.str());
+  REQUIRE(p);
+  CHECK(p.value().feedback.source_ip == "198.51.100.7");
+  CHECK(p.value().feedback.reported_domain == std::vector<std::string>{"own.example"});
+  CHECK(p.value().feedback.delivery_result == "delivered");
+  CHECK_THAT(p.value().text, Catch::Contains("SPF:          fail for own.example"));
+  CHECK_THAT(p.value().text, Catch::Contains("Under p=reject it would be rejected."));
+  CHECK_THAT(p.value().original, Catch::Contains("From: Alice <alice@own.example>"));
 }

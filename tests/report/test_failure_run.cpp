@@ -147,7 +147,7 @@ TEST_CASE("run_failures: one ARF mail to the authorised ruf destinations, fields
   CHECK_THAT(p.value().text, Catch::Contains("claiming to be from example.com"));
   CHECK_THAT(f.all_log(), Catch::Contains("x@unauth.example.org: external destination not authorised"));
   CHECK(f.store->pending_failure_jobs(10).value().empty());
-  CHECK(f.store->failure_reports_sent("example.com", kNow - 3600).value() == 1);
+  CHECK(f.store->failure_reports_sent(FailureJobKind::Ruf, "example.com", kNow - 3600).value() == 1);
   // Nothing is sent twice.
   CHECK(f.run(m.get(), o).sent == 0);
   CHECK(f.sent().size() == 1);
@@ -223,4 +223,48 @@ TEST_CASE("run_failures: temporary failures retried up to ReportMaxAttempts; --o
     CHECK(r.deferred == 1);
     CHECK(f.store->pending_failure_jobs(10).value().size() == 1);
   }
+}
+
+TEST_CASE("run_failures: local forensic reports go to the Maildir with the source's PTR, bounded per day",
+          "[run][failure][forensic]") {
+  Fixture f;
+  f.dns.add("7.2.0.192.in-addr.arpa", RRType::PTR, "mta.crm.example");
+  f.dns.add("mta.crm.example", RRType::A, "192.0.2.7");
+  std::vector<FailureJob> jobs;
+  for (int i = 0; i < 4; ++i) {
+    FailureJob j = job("example.com", {}, 7);
+    j.kind = FailureJobKind::Local;
+    j.text = "A message claiming to be from example.com failed DMARC.\n\nSource IP:    192.0.2.7\nHELO:  x\n";
+    jobs.push_back(j);
+  }
+  REQUIRE_FALSE(f.store->add_failure_jobs(jobs));
+  FailureRunOptions o = f.options();
+  o.forensic_maildir = f.dir.file("Forensic");
+  o.forensic_max_per_day = 3;
+  auto m = f.file_mailer();
+  auto r = f.run(m.get(), o);
+  INFO(f.all_log());
+  CHECK(r.sent == 3);
+  CHECK(r.dropped == 1);
+  CHECK(f.sent().empty());  // no ForensicMailTo: nothing mailed
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(o.forensic_maildir + "/new")) files.push_back(e.path().string());
+  REQUIRE(files.size() == 3);
+  CHECK(fs::is_empty(o.forensic_maildir + "/tmp"));
+  auto p = parse_failure_mail(slurp(files[0]));
+  REQUIRE(p);
+  CHECK_THAT(p.value().subject, Catch::StartsWith("DMARC forensic report: example.com failed DMARC from 192.0.2.7"));
+  CHECK_THAT(p.value().text, Catch::Contains("Source IP:    192.0.2.7\nPTR:          mta.crm.example (forward-confirmed)"));
+  CHECK(p.value().feedback.auth_failure == "dmarc");
+  CHECK_THAT(f.all_log(), Catch::Contains("1 forensic report(s) over ForensicMaxPerDay"));
+  // Mailed as well when ForensicMailTo is set; the day's count carries over.
+  REQUIRE_FALSE(f.store->add_failure_jobs({jobs[0]}));
+  o.forensic_mail_to = {"postmaster@mx.example.net"};
+  o.forensic_max_per_day = 4;
+  CHECK(f.run(m.get(), o).sent == 1);
+  auto sent = f.sent();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].first == "postmaster@mx.example.net");
+  REQUIRE_FALSE(f.store->add_failure_jobs({jobs[0]}));
+  CHECK(f.run(m.get(), o).dropped == 1);
 }

@@ -535,9 +535,9 @@ TEST_CASE("failure jobs: queued, read back whole, updated, counted for the rate 
   dropped.updated = 20400 * kSecondsPerDay + 100;
   REQUIRE_FALSE(store->update_failure_job(dropped));
   CHECK(store->pending_failure_jobs(10).value().size() == 1);
-  CHECK(store->failure_reports_sent("EXAMPLE.com", 20400 * kSecondsPerDay).value() == 1);
-  CHECK(store->failure_reports_sent("", 20400 * kSecondsPerDay).value() == 1);  // dropped is not sent
-  CHECK(store->failure_reports_sent("example.com", 20400 * kSecondsPerDay + 101).value() == 0);
+  CHECK(store->failure_reports_sent(FailureJobKind::Ruf, "EXAMPLE.com", 20400 * kSecondsPerDay).value() == 1);
+  CHECK(store->failure_reports_sent(FailureJobKind::Ruf, "", 20400 * kSecondsPerDay).value() == 1);  // dropped is not sent
+  CHECK(store->failure_reports_sent(FailureJobKind::Ruf, "example.com", 20400 * kSecondsPerDay + 101).value() == 0);
   FailureJob ghost = first;
   ghost.id = 999;
   CHECK(store->update_failure_job(ghost));

@@ -16,12 +16,13 @@
 //       this program is refused;
 //     - a file that is not a database (or is corrupt: quick_check) is an
 //       error naming the file.
-//   Tables (version 3): agg_rows (policy_domain, day, row_key unique; the
+//   Tables (version 4): agg_rows (policy_domain, day, row_key unique; the
 //   key fields as columns; count; last_seen), report_state (policy_domain,
 //   begin, end_, destination primary key; status, attempts, last_error,
 //   report_id, updated), failure_jobs (version 3: id, created,
 //   reported_domain, policy_domain, ruf, feedback fields, original,
-//   whole_message, status, attempts, last_error, updated). Version 1 had
+//   whole_message, status, attempts, last_error, updated; version 4: kind,
+//   text). Version 1 had
 //   no last_seen column; the migration from it is tested
 //   (create_v1_database).
 #pragma once
@@ -36,7 +37,7 @@
 
 namespace dmarc {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 Expected<std::shared_ptr<Store>, std::string> open_store(std::string_view uri);
 

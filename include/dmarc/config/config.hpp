@@ -121,6 +121,12 @@ struct Config {
   std::vector<std::string> failure_reports_bcc;
   std::uint64_t failure_report_rate_domain = 10;
   std::uint64_t failure_report_rate_total = 100;
+  // Local forensic reports of our own domains
+  std::vector<std::string> own_domains;      // lower case
+  std::string forensic_maildir;              // "" = none
+  std::vector<std::string> forensic_mail_to;
+  std::uint64_t forensic_max_per_day = 10000;
+  bool keeps_forensics() const { return !own_domains.empty() && (!forensic_maildir.empty() || !forensic_mail_to.empty()); }
 
   std::string source;                   // file it came from, "" for defaults
   std::map<std::string, std::string> values;  // canonical key -> value text

@@ -64,6 +64,11 @@ struct FeedbackReport {
 // A failure report waiting to be sent: what the milter queues in the
 // store for "dmarc-report failures" (the milter never sends mail).
 enum class FailureJobStatus { Pending, Sent, Dropped, Failed };
+// Ruf: a failure report to the domain's ruf=. Local: a local forensic
+// report of one of OwnDomains, for the operator (ForensicMaildir,
+// ForensicMailTo), whatever the record's ruf and fo say.
+enum class FailureJobKind { Ruf, Local };
+std::string_view to_token(FailureJobKind k) noexcept;  // "ruf", "local"
 std::string_view to_token(FailureJobStatus s) noexcept;
 std::optional<FailureJobStatus> parse_failure_job_status(std::string_view s) noexcept;
 
@@ -77,6 +82,8 @@ struct FailureJob {
   std::string original;           // the header section, or the whole message
   bool whole_message = false;
   FailureJobStatus status = FailureJobStatus::Pending;
+  FailureJobKind kind = FailureJobKind::Ruf;
+  std::string text;               // Local: the explanation (forensic_explanation)
   int attempts = 0;
   std::string last_error;
   std::int64_t updated = 0;
@@ -92,6 +99,30 @@ std::string rfc5322_date(std::int64_t t);
 std::vector<FailureJob> failure_jobs(const MessageFacts& facts, const MessageVerdict& verdict,
                                      std::string_view original, bool on_none, std::string_view user_agent,
                                      std::int64_t now);
+
+// is_own_domain - DOMAIN is one of OWN (OwnDomains: domains, lower case)
+// or a subdomain of one.
+bool is_own_domain(const std::vector<std::string>& own, std::string_view domain) noexcept;
+
+// local_forensic_due - a local forensic report is kept for a verdict of
+// an own domain that failed DMARC, whatever was done with the message:
+// rejected, quarantined, or let through only because of p=none, t=y, pct
+// sampling or a local override - what p=reject would reject.
+bool local_forensic_due(const Verdict& v) noexcept;
+
+// forensic_explanation - the text part of a local forensic report: what
+// an admin asks about the message (source, HELO, MAIL FROM or "a
+// null-sender message: a bounce or auto-reply", RCPT TO, the SPF result
+// with its domain and why, each DKIM signature with d=, s= and why it
+// failed, why alignment failed, and what it gets under p=quarantine and
+// p=reject). PTR is the checked name of the source ("" unknown).
+std::string forensic_explanation(const MessageFacts& facts, const Verdict& v, const MessageDecision& d);
+
+// local_forensic_jobs - the local forensic jobs of a message (OWN the
+// OwnDomains), with feedback_for's fields and forensic_explanation.
+std::vector<FailureJob> local_forensic_jobs(const MessageFacts& facts, const MessageVerdict& verdict,
+                                            const std::vector<std::string>& own, std::string_view original,
+                                            std::string_view user_agent, std::int64_t now);
 
 // feedback_field_list - the fields of F as (name, value) in the order of
 // RFC 5965 3.1/3.2 and RFC 6591 3.1, empty ones left out, Incidents only

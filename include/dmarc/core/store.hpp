@@ -27,8 +27,8 @@
 //     pending_failure_jobs the oldest LIMIT jobs still pending, by id
 //     update_failure_job   status, attempts, last_error, updated and
 //                          the Incidents of the job with that id
-//     failure_reports_sent jobs of DOMAIN ("" for all) sent at or after
-//                          SINCE (epoch seconds): the rate limits' input
+//     failure_reports_sent jobs of KIND and DOMAIN ("" for all) sent at
+//                          or after SINCE (epoch seconds): the limits' input
 //   Errors are values (StoreError with a message naming the database);
 //   nothing throws except std::bad_alloc. An implementation may be used
 //   from one thread at a time; the milter has one writer thread.
@@ -69,7 +69,8 @@ class Store {
   virtual std::optional<StoreError> add_failure_jobs(const std::vector<FailureJob>& jobs) = 0;
   virtual Expected<std::vector<FailureJob>, StoreError> pending_failure_jobs(std::size_t limit) = 0;
   virtual std::optional<StoreError> update_failure_job(const FailureJob& job) = 0;
-  virtual Expected<std::uint64_t, StoreError> failure_reports_sent(std::string_view domain, std::int64_t since) = 0;
+  virtual Expected<std::uint64_t, StoreError> failure_reports_sent(FailureJobKind kind, std::string_view domain,
+                                                                   std::int64_t since) = 0;
   struct Expired {
     std::uint64_t rows = 0;
     std::uint64_t states = 0;

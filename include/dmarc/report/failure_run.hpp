@@ -19,6 +19,11 @@
 //   left out. Sent, or on a temporary failure pending again until
 //   max_attempts, then failed. With out_dir nothing is sent or marked:
 //   each mail is written as out_dir/failure-ID.eml (the limits apply).
+//   Local forensic jobs (OwnDomains) skip ruf, its checks and the hourly
+//   limits: at most forensic_max_per_day per domain and UTC day, their
+//   text part the stored explanation with the source's PTR (and whether it
+//   is forward-confirmed) added, written into forensic_maildir (Maildir:
+//   tmp/ then new/) and mailed to forensic_mail_to.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +50,10 @@ struct FailureRunOptions {
   std::uint64_t rate_total = 100;
   int max_attempts = 5;
   std::size_t batch = 10000;
+  // Local forensic reports (OwnDomains): where they go, how many a day.
+  std::string forensic_maildir;
+  std::vector<std::string> forensic_mail_to;
+  std::uint64_t forensic_max_per_day = 10000;
 };
 
 struct FailureRunResult {

@@ -68,6 +68,9 @@ constexpr const char* kMigrations[] = {
     " status TEXT NOT NULL, attempts INTEGER NOT NULL, last_error TEXT NOT NULL, updated INTEGER NOT NULL);"
     "CREATE INDEX failure_jobs_status ON failure_jobs (status, id);"
     "CREATE INDEX failure_jobs_sent ON failure_jobs (status, updated, reported_domain);",
+    // 4: local forensic reports of OwnDomains share the queue.
+    "ALTER TABLE failure_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'ruf';"
+    "ALTER TABLE failure_jobs ADD COLUMN text TEXT NOT NULL DEFAULT '';",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -90,7 +93,8 @@ class SqliteStore final : public Store {
   std::optional<StoreError> add_failure_jobs(const std::vector<FailureJob>& jobs) override;
   Expected<std::vector<FailureJob>, StoreError> pending_failure_jobs(std::size_t limit) override;
   std::optional<StoreError> update_failure_job(const FailureJob& job) override;
-  Expected<std::uint64_t, StoreError> failure_reports_sent(std::string_view domain, std::int64_t since) override;
+  Expected<std::uint64_t, StoreError> failure_reports_sent(FailureJobKind kind, std::string_view domain,
+                                                           std::int64_t since) override;
 
  private:
   SqliteStore(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
@@ -486,7 +490,7 @@ std::optional<StoreError> SqliteStore::add_failure_jobs(const std::vector<Failur
   std::string err;
   StmtPtr q = prepare(
       "INSERT INTO failure_jobs (created, reported_domain, policy_domain, ruf, feedback, original, whole_message,"
-      " status, attempts, last_error, updated) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+      " status, attempts, last_error, updated, kind, text) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
       &err);
   if (!q) return StoreError{err};
   if (auto e = exec("BEGIN IMMEDIATE", "begin")) return StoreError{*e};
@@ -503,6 +507,8 @@ std::optional<StoreError> SqliteStore::add_failure_jobs(const std::vector<Failur
     sqlite3_bind_int(q.get(), 9, j.attempts);
     bind_text(q.get(), 10, j.last_error);
     sqlite3_bind_int64(q.get(), 11, j.updated);
+    bind_text(q.get(), 12, to_token(j.kind));
+    bind_text(q.get(), 13, j.text);
     if (sqlite3_step(q.get()) != SQLITE_DONE) {
       StoreError e = store_error("add_failure_jobs");
       sqlite3_reset(q.get());
@@ -522,7 +528,7 @@ Expected<std::vector<FailureJob>, StoreError> SqliteStore::pending_failure_jobs(
   std::string err;
   StmtPtr q = prepare(
       "SELECT id, created, reported_domain, policy_domain, ruf, feedback, original, whole_message, status, attempts,"
-      " last_error, updated FROM failure_jobs WHERE status = 'pending' ORDER BY id LIMIT ?1",
+      " last_error, updated, kind, text FROM failure_jobs WHERE status = 'pending' ORDER BY id LIMIT ?1",
       &err);
   if (!q) return unexpected(StoreError{err});
   sqlite3_bind_int64(q.get(), 1, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
@@ -559,6 +565,13 @@ Expected<std::vector<FailureJob>, StoreError> SqliteStore::pending_failure_jobs(
     j.attempts = sqlite3_column_int(q.get(), 9);
     j.last_error = column_text(q.get(), 10);
     j.updated = sqlite3_column_int64(q.get(), 11);
+    std::string kind = column_text(q.get(), 12);
+    if (kind != "ruf" && kind != "local") {
+      return unexpected(StoreError{describe() + ": failure_jobs row " + std::to_string(j.id) + " has kind '" +
+                                   kind.substr(0, 32) + "'"});
+    }
+    j.kind = kind == "local" ? FailureJobKind::Local : FailureJobKind::Ruf;
+    j.text = column_text(q.get(), 13);
     out.push_back(std::move(j));
   }
   if (rc != SQLITE_DONE) return unexpected(store_error("pending_failure_jobs"));
@@ -582,14 +595,17 @@ std::optional<StoreError> SqliteStore::update_failure_job(const FailureJob& j) {
   return std::nullopt;
 }
 
-Expected<std::uint64_t, StoreError> SqliteStore::failure_reports_sent(std::string_view domain, std::int64_t since) {
+Expected<std::uint64_t, StoreError> SqliteStore::failure_reports_sent(FailureJobKind kind, std::string_view domain,
+                                                                      std::int64_t since) {
   std::string err;
   StmtPtr q = prepare(
-      "SELECT count(*) FROM failure_jobs WHERE status = 'sent' AND updated >= ?1 AND (?2 = '' OR reported_domain = ?2)",
+      "SELECT count(*) FROM failure_jobs WHERE status = 'sent' AND updated >= ?1 AND (?2 = '' OR reported_domain = ?2)"
+      " AND kind = ?3",
       &err);
   if (!q) return unexpected(StoreError{err});
   sqlite3_bind_int64(q.get(), 1, since);
   bind_text(q.get(), 2, ascii_lowercase(domain));
+  bind_text(q.get(), 3, to_token(kind));
   if (sqlite3_step(q.get()) != SQLITE_ROW) return unexpected(store_error("failure_reports_sent"));
   return static_cast<std::uint64_t>(sqlite3_column_int64(q.get(), 0));
 }
