@@ -134,6 +134,9 @@ const std::vector<SettingSpec>& settings_table() {
        100000},
       {"FailureReportRateTotal", T::Integer, "100", "Failure reports per hour at most, all domains together.", {}, 0,
        1000000},
+      {"FailureReportRedactKey", T::String, "",
+       "A secret: when set, recipients' local parts in failure reports are replaced by a keyed hash (RFC 6590). "
+       "Empty: no redaction.", {}, 0, 0},
       // --- local forensic reports of our own domains
       {"OwnDomains", T::List, "",
        "Your own domains (or files of them; subdomains included): every message from them that fails DMARC is kept "
@@ -435,6 +438,7 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
       c.own_domains.push_back(d);
     }
   }
+  c.failure_report_redact_key = value_of(c, "FailureReportRedactKey");
   c.forensic_maildir = value_of(c, "ForensicMaildir");
   c.forensic_mail_to.clear();
   for (const auto& a : split_list(value_of(c, "ForensicMailTo"))) {

@@ -12,6 +12,7 @@
 
 #include "dmarc/core/domain.hpp"
 #include "dmarc/report/failure_mail.hpp"
+#include "dmarc/report/redact.hpp"
 
 namespace dmarc {
 
@@ -277,8 +278,15 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     m.message_id = mid.substr(0, mid.find('@')) + "@" + (domain_of(o.sender).empty() ? "dmarc-milter" : domain_of(o.sender));
     m.date = o.now;
     m.text = explanation(j, o.org_name);
-    m.feedback = j.feedback;
-    m.original = j.original;
+    if (!o.redact_key.empty()) {
+      FailureJob redacted = j;
+      redact_failure_job(redacted, o.redact_key);
+      m.feedback = redacted.feedback;
+      m.original = redacted.original;
+    } else {
+      m.feedback = j.feedback;
+      m.original = j.original;
+    }
     m.whole_message = j.whole_message;
     auto built = build_failure_mail(m);
     if (!built) {

@@ -350,6 +350,7 @@ int main(int argc, char** argv) {
     f.rate_domain = cfg.failure_report_rate_domain;
     f.rate_total = cfg.failure_report_rate_total;
     f.max_attempts = cfg.report_max_attempts;
+    f.redact_key = cfg.failure_report_redact_key;
     f.forensic_maildir = cfg.forensic_maildir;
     f.forensic_mail_to = cfg.forensic_mail_to;
     f.forensic_max_per_day = cfg.forensic_max_per_day;

@@ -13,6 +13,7 @@
 #include "dmarc/report/failure_mail.hpp"
 #include "dmarc/report/failure_run.hpp"
 #include "dmarc/report/mailer.hpp"
+#include "dmarc/report/redact.hpp"
 #include "support/static_resolver.hpp"
 
 using namespace dmarc;
@@ -267,4 +268,41 @@ TEST_CASE("run_failures: local forensic reports go to the Maildir with the sourc
   CHECK(sent[0].first == "postmaster@mx.example.net");
   REQUIRE_FALSE(f.store->add_failure_jobs({jobs[0]}));
   CHECK(f.run(m.get(), o).dropped == 1);
+}
+
+TEST_CASE("redaction (RFC 6590): recipients' local parts become keyed tokens, the same for the same address",
+          "[failure][redact]") {
+  std::string a = redact_address("Bob@example.net", "secret");
+  CHECK(a.size() == 2 + 16 + std::string("@example.net").size());
+  CHECK(a.rfind("r-", 0) == 0);
+  CHECK_THAT(a, Catch::EndsWith("@example.net"));
+  CHECK(redact_address("bob@example.net", "secret") == a);  // case-insensitive: the same user
+  CHECK(redact_address("carol@example.net", "secret") != a);
+  CHECK(redact_address("bob@example.net", "other key") != a);
+  CHECK(redact_addresses("\"Bob B.\" <bob@example.net>, carol@example.net", "secret") ==
+        "\"Bob B.\" <" + a + ">, " + redact_address("carol@example.net", "secret"));
+
+  FailureJob j = job("example.com", {"mailto:ruf@example.com"});
+  j.feedback.original_rcpt_to = {"<bob@example.net>"};
+  j.original = "From: ceo@example.com\nTo: Bob <bob@example.net>,\n  carol@example.net\nCc: dave@example.net\n"
+               "Subject: mail for bob@example.net\n";
+  redact_failure_job(j, "secret");
+  CHECK(j.feedback.original_rcpt_to == std::vector<std::string>{"<" + a + ">"});
+  CHECK_THAT(j.original, Catch::Contains("From: ceo@example.com\n"));  // the sender is kept
+  CHECK_THAT(j.original, Catch::Contains("To: Bob <" + a + ">,\n  " + redact_address("carol@example.net", "secret")));
+  CHECK_THAT(j.original, Catch::Contains("Cc: " + redact_address("dave@example.net", "secret")));
+  CHECK_THAT(j.original, Catch::Contains("Subject: mail for bob@example.net"));  // not an address field
+
+  // Through a run: the mail carries the tokens, the store keeps the original.
+  Fixture f;
+  FailureJob q = job("example.com", {"mailto:ruf@example.com"});
+  q.feedback.original_rcpt_to = {"<bob@example.net>"};
+  REQUIRE_FALSE(f.store->add_failure_jobs({q}));
+  FailureRunOptions o = f.options();
+  o.redact_key = "secret";
+  auto m = f.file_mailer();
+  REQUIRE(f.run(m.get(), o).sent == 1);
+  auto p = parse_failure_mail(f.sent().at(0).second);
+  REQUIRE(p);
+  CHECK(p.value().feedback.original_rcpt_to == std::vector<std::string>{"<" + a + ">"});
 }

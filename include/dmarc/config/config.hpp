@@ -121,6 +121,7 @@ struct Config {
   std::vector<std::string> failure_reports_bcc;
   std::uint64_t failure_report_rate_domain = 10;
   std::uint64_t failure_report_rate_total = 100;
+  std::string failure_report_redact_key;     // "" = no redaction
   // Local forensic reports of our own domains
   std::vector<std::string> own_domains;      // lower case
   std::string forensic_maildir;              // "" = none

@@ -50,6 +50,7 @@ struct FailureRunOptions {
   std::uint64_t rate_total = 100;
   int max_attempts = 5;
   std::size_t batch = 10000;
+  std::string redact_key;  // FailureReportRedactKey: "" = no redaction
   // Local forensic reports (OwnDomains): where they go, how many a day.
   std::string forensic_maildir;
   std::vector<std::string> forensic_mail_to;
