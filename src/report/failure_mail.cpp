@@ -9,7 +9,6 @@ namespace dmarc {
 using gmime::GPtr;
 using gmime::GText;
 using gmime::one_line;
-using gmime::plain_address;
 
 
 std::string format_feedback_fields(const FeedbackReport& f) {
@@ -60,23 +59,10 @@ Expected<FeedbackReport, std::string> parse_feedback_fields(std::string_view tex
 
 Expected<std::string, std::string> build_failure_mail(const FailureMail& m) {
   gmime::init();
-  if (!plain_address(m.from)) return Unexpected{"failure report: bad From address '" + one_line(m.from) + "'"};
-  if (m.to.empty()) return Unexpected{std::string("failure report: no recipient")};
-  for (const auto& t : m.to) {
-    if (!plain_address(t)) return Unexpected{"failure report: bad To address '" + one_line(t) + "'"};
-  }
-  GPtr<GMimeMessage> msg(g_mime_message_new(TRUE));
-  std::string from_name = one_line(m.from_name);
-  g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_FROM, from_name.empty() ? nullptr : from_name.c_str(),
-                             m.from.c_str());
-  for (const auto& t : m.to) g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_TO, nullptr, t.c_str());
-  g_mime_message_set_subject(msg.get(), one_line(m.subject).c_str(), "utf-8");
-  GDateTime* dt = g_date_time_new_from_unix_utc(m.date);
-  if (!dt) return Unexpected{std::string("failure report: date out of range")};
-  g_mime_message_set_date(msg.get(), dt);
-  g_date_time_unref(dt);
-  std::string mid = one_line(m.message_id);
-  if (!mid.empty()) g_mime_message_set_message_id(msg.get(), mid.c_str());
+  std::string error;
+  GPtr<GMimeMessage> msg =
+      gmime::new_message(gmime::Envelope{m.from, m.from_name, &m.to, m.subject, m.message_id, m.date}, "failure report", &error);
+  if (!msg) return Unexpected{error};
 
   // RFC 6522: multipart/report; report-type=feedback-report (RFC 5965 2).
   GPtr<GMimeMultipart> report(g_mime_multipart_new_with_subtype("report"));
@@ -121,13 +107,8 @@ Expected<ParsedFailureReport, std::string> parse_failure_mail(std::string_view t
   GPtr<GMimeMessage> msg = gmime::parse_message(text);
   if (!msg) return Unexpected{std::string("not a mail message")};
   ParsedFailureReport out;
-  auto list = [](InternetAddressList* l) {
-    if (!l) return std::string();
-    GText s(internet_address_list_to_string(l, nullptr, FALSE));
-    return s ? std::string(s.get()) : std::string();
-  };
-  out.from = list(g_mime_message_get_from(msg.get()));
-  out.to = list(g_mime_message_get_to(msg.get()));
+  out.from = gmime::address_list(g_mime_message_get_from(msg.get()));
+  out.to = gmime::address_list(g_mime_message_get_to(msg.get()));
   if (const char* s = g_mime_message_get_subject(msg.get())) out.subject = s;
   if (const char* s = g_mime_message_get_message_id(msg.get())) out.message_id = s;
   GMimeObject* top = g_mime_message_get_mime_part(msg.get());

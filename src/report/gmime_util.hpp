@@ -3,10 +3,12 @@
 
 #include <gmime/gmime.h>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dmarc::gmime {
 
@@ -86,6 +88,47 @@ inline GPtr<GMimeMessage> parse_message(std::string_view text) {
   GPtr<GMimeStream> in(g_mime_stream_mem_new_with_buffer(text.data(), text.size()));
   GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(in.get()));
   return GPtr<GMimeMessage>(g_mime_parser_construct_message(parser.get(), nullptr));
+}
+
+// new_message - a message with the header fields every report mail has:
+// From (with NAME), To, Subject, Date, Message-ID; or why not (WHAT names
+// the kind of mail in the error).
+struct Envelope {
+  std::string_view from, from_name;
+  const std::vector<std::string>* to;
+  std::string_view subject, message_id;
+  std::int64_t date;
+};
+inline GPtr<GMimeMessage> new_message(const Envelope& e, std::string_view what, std::string* error) {
+  auto fail = [&](const std::string& why) {
+    *error = std::string(what) + ": " + why;
+    return GPtr<GMimeMessage>();
+  };
+  if (!plain_address(e.from)) return fail("bad From address '" + one_line(e.from) + "'");
+  if (e.to->empty()) return fail("no recipient");
+  for (const auto& t : *e.to) {
+    if (!plain_address(t)) return fail("bad To address '" + one_line(t) + "'");
+  }
+  GDateTime* dt = g_date_time_new_from_unix_utc(e.date);
+  if (!dt) return fail("date out of range");
+  GPtr<GMimeMessage> msg(g_mime_message_new(TRUE));
+  std::string name = one_line(e.from_name);
+  std::string from(e.from);
+  g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_FROM, name.empty() ? nullptr : name.c_str(), from.c_str());
+  for (const auto& t : *e.to) g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_TO, nullptr, t.c_str());
+  g_mime_message_set_subject(msg.get(), one_line(e.subject).c_str(), "utf-8");
+  g_mime_message_set_date(msg.get(), dt);
+  g_date_time_unref(dt);
+  std::string mid = one_line(e.message_id);
+  if (!mid.empty()) g_mime_message_set_message_id(msg.get(), mid.c_str());
+  return msg;
+}
+
+// address_list - the addresses of L as one line ("" for none).
+inline std::string address_list(InternetAddressList* l) {
+  if (!l) return std::string();
+  GText s(internet_address_list_to_string(l, nullptr, FALSE));
+  return s ? std::string(s.get()) : std::string();
 }
 
 }  // namespace dmarc::gmime

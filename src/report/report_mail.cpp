@@ -9,31 +9,14 @@
 namespace dmarc {
 
 using gmime::GPtr;
-using gmime::GText;
 using gmime::one_line;
-using gmime::plain_address;
 
 Expected<std::string, std::string> build_report_mail(const ReportMail& m) {
   gmime::init();
-  if (!plain_address(m.from)) return Unexpected{std::string("report mail: bad From address '" + one_line(m.from) + "'")};
-  if (m.to.empty()) return Unexpected{std::string("report mail: no recipient")};
-  for (const auto& t : m.to) {
-    if (!plain_address(t)) return Unexpected{std::string("report mail: bad To address '" + one_line(t) + "'")};
-  }
-  GPtr<GMimeMessage> msg(g_mime_message_new(TRUE));
-  std::string from_name = one_line(m.from_name);
-  g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_FROM, from_name.empty() ? nullptr : from_name.c_str(),
-                             m.from.c_str());
-  for (const auto& t : m.to) g_mime_message_add_mailbox(msg.get(), GMIME_ADDRESS_TYPE_TO, nullptr, t.c_str());
-  g_mime_message_set_subject(msg.get(), one_line(m.subject).c_str(), "utf-8");
-  {
-    GDateTime* dt = g_date_time_new_from_unix_utc(m.date);
-    if (!dt) return Unexpected{std::string("report mail: date out of range")};
-    g_mime_message_set_date(msg.get(), dt);
-    g_date_time_unref(dt);
-  }
-  std::string mid = one_line(m.message_id);
-  if (!mid.empty()) g_mime_message_set_message_id(msg.get(), mid.c_str());
+  std::string error;
+  GPtr<GMimeMessage> msg =
+      gmime::new_message(gmime::Envelope{m.from, m.from_name, &m.to, m.subject, m.message_id, m.date}, "report mail", &error);
+  if (!msg) return Unexpected{error};
 
   GPtr<GMimeMultipart> mixed(g_mime_multipart_new_with_subtype("mixed"));
   GPtr<GMimeTextPart> text(g_mime_text_part_new_with_subtype("plain"));
@@ -83,13 +66,8 @@ Expected<ParsedMail, std::string> parse_report_mail(std::string_view text) {
   GPtr<GMimeMessage> msg = gmime::parse_message(text);
   if (!msg) return Unexpected{std::string("not a mail message")};
   ParsedMail out;
-  auto list = [](InternetAddressList* l) {
-    if (!l) return std::string();
-    GText s(internet_address_list_to_string(l, nullptr, FALSE));
-    return s ? std::string(s.get()) : std::string();
-  };
-  out.from = list(g_mime_message_get_from(msg.get()));
-  out.to = list(g_mime_message_get_to(msg.get()));
+  out.from = gmime::address_list(g_mime_message_get_from(msg.get()));
+  out.to = gmime::address_list(g_mime_message_get_to(msg.get()));
   if (const char* s = g_mime_message_get_subject(msg.get())) out.subject = s;
   if (const char* s = g_mime_message_get_message_id(msg.get())) out.message_id = s;
   if (const char* s = g_mime_object_get_header(GMIME_OBJECT(msg.get()), "Date")) out.date = s;

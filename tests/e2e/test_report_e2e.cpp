@@ -38,6 +38,7 @@
 #include "support/nsd_server.hpp"
 #include "support/postfix_instance.hpp"
 #include "support/smtp_client.hpp"
+#include "support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -90,24 +91,6 @@ NsdServerOptions zones() {
   return o;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "dmarc-report-e2e-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& n) const { return path_ + "/" + n; }
-
- private:
-  std::string path_;
-};
 
 struct World {
   TempDir dir;

@@ -17,32 +17,17 @@
 
 #include "dmarc/adapters/sqlite_store.hpp"
 #include "recorder.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace dmarc;
+using dmarc::test::slurp;
+using dmarc::test::TempDir;
 using namespace dmarc::milter;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "dmarc-recorder-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& n) const { return path_ + "/" + n; }
-
- private:
-  std::string path_;
-};
 
 AggregateRecord rec(int n) {
   AggregateRecord r;

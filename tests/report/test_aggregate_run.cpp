@@ -18,8 +18,11 @@
 #include "dmarc/report/mailer.hpp"
 #include "dmarc/report/report_mail.hpp"
 #include "support/static_resolver.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace dmarc;
+using dmarc::test::slurp;
+using dmarc::test::TempDir;
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
@@ -28,32 +31,7 @@ namespace {
 constexpr std::int64_t kDay = 20400;
 constexpr std::int64_t kNow = (kDay + 1) * kSecondsPerDay + 3600;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "dmarc-run-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& n) const { return path_ + "/" + n; }
-  const std::string& path() const { return path_; }
 
- private:
-  std::string path_;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 AggregateRecord row(const std::string& domain, const std::string& ip, std::vector<std::string> rua,
                     Disposition disp = Disposition::None) {

@@ -15,8 +15,11 @@
 #include "dmarc/report/mailer.hpp"
 #include "dmarc/report/redact.hpp"
 #include "support/static_resolver.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace dmarc;
+using dmarc::test::slurp;
+using dmarc::test::TempDir;
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
@@ -24,32 +27,7 @@ namespace {
 
 constexpr std::int64_t kNow = 1796637600 + 1800;  // 2026-12-07 10:30 UTC
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "dmarc-frun-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& n) const { return path_ + "/" + n; }
-  const std::string& path() const { return path_; }
 
- private:
-  std::string path_;
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 FailureJob job(const std::string& domain, std::vector<std::string> ruf, int n = 0) {
   FailureJob j;

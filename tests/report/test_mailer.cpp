@@ -15,38 +15,17 @@
 #include "dmarc/report/mailer.hpp"
 #include "dmarc/report/report_mail.hpp"
 #include "support/postfix_instance.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace dmarc;
+using dmarc::test::slurp;
+using dmarc::test::TempDir;
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "dmarc-mailer-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& n) const { return path_ + "/" + n; }
 
- private:
-  std::string path_;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::unique_ptr<Mailer> sh(const std::string& script, milliseconds timeout = milliseconds(10000)) {
   return command_mailer({"/bin/sh", "-c", script}, timeout);

@@ -17,31 +17,15 @@
 #include <vector>
 
 #include "dmarc/adapters/sqlite_store.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace dmarc;
+using dmarc::test::slurp;
+using dmarc::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "dmarc-store-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path_ = t;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 AggregateRecord sample(const std::string& ip = "192.0.2.1") {
   AggregateRecord r;
