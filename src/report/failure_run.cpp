@@ -118,6 +118,18 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     }
   };
 
+  // A failed attempt: pending again for the next run, or given up.
+  auto retry_or_give_up = [&](FailureJob& j, const std::string& where, const std::string& why, bool temporary) {
+    if (temporary && j.attempts < o.max_attempts) {
+      warn(where + ": " + why + " (the next run tries again)");
+      save(j, FailureJobStatus::Pending, why);
+      ++res.deferred;
+    } else {
+      error(where + ": given up: " + why);
+      save(j, FailureJobStatus::Failed, why);
+      ++res.failed;
+    }
+  };
   const std::int64_t day_start = utc_day(o.now) * kSecondsPerDay;
   std::map<std::string, std::uint64_t> local_today;  // sent today per domain (store + this run)
   std::map<std::string, int> local_dropped;
@@ -190,14 +202,8 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
         info(where + ": kept" + (o.forensic_maildir.empty() ? "" : " in " + o.forensic_maildir) +
              (o.forensic_mail_to.empty() ? "" : ", mailed"));
         ++res.sent;
-      } else if (temporary && j.attempts < o.max_attempts) {
-        warn(where + ": " + problem + " (the next run tries again)");
-        save(j, FailureJobStatus::Pending, problem);
-        ++res.deferred;
       } else {
-        error(where + ": given up: " + problem);
-        save(j, FailureJobStatus::Failed, problem);
-        ++res.failed;
+        retry_or_give_up(j, where, problem, temporary);
       }
       continue;
     }
@@ -232,15 +238,7 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     }
     if (temp) {
       ++j.attempts;
-      if (j.attempts < o.max_attempts) {
-        warn(where + ": " + temp_why + "; the next run tries again");
-        save(j, FailureJobStatus::Pending, temp_why);
-        ++res.deferred;
-      } else {
-        error(where + ": given up: " + temp_why);
-        save(j, FailureJobStatus::Failed, temp_why);
-        ++res.failed;
-      }
+      retry_or_give_up(j, where, temp_why, true);
       continue;
     }
     if (ok.empty()) {
@@ -336,14 +334,8 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       save(j, FailureJobStatus::Sent, "");
       info(where + ": sent to " + std::to_string(to.size()) + " destination(s)");
       ++res.sent;
-    } else if (err->temporary && j.attempts < o.max_attempts) {
-      warn(where + ": " + err->message + " (the next run tries again)");
-      save(j, FailureJobStatus::Pending, err->message);
-      ++res.deferred;
     } else {
-      error(where + ": given up: " + err->message);
-      save(j, FailureJobStatus::Failed, err->message);
-      ++res.failed;
+      retry_or_give_up(j, where, err->message, err->temporary);
     }
   }
   for (const auto& [dom, n] : local_dropped) {

@@ -18,6 +18,7 @@
 #include "dmarc/report/mailer.hpp"
 #include "dmarc/report/report_mail.hpp"
 #include "support/static_resolver.hpp"
+#include "mail_dir.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace dmarc;
@@ -58,14 +59,12 @@ struct Fixture {
   TempDir dir;
   std::shared_ptr<Store> store;
   test::StaticResolver dns;
-  std::string mails;
+  test::MailDir mails{dir.file("mails")};
   std::vector<std::string> log;
   Fixture() {
     auto s = open_store("sqlite:" + dir.file("r.db"));
     REQUIRE(s);
     store = s.value();
-    mails = dir.file("mails");
-    fs::create_directory(mails);
     dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject");
     dns.add_txt("_dmarc.example.net", "v=DMARC1; p=none");
     dns.add_txt("_dmarc.example.org", "v=DMARC1; p=none");
@@ -80,11 +79,7 @@ struct Fixture {
     o.max_attempts = 3;
     return o;
   }
-  // The mailer: each mail into its own file; the recipient in the name.
-  std::unique_ptr<Mailer> file_mailer(const std::string& extra = "") const {
-    return command_mailer({"/bin/sh", "-c", extra + "f=$(mktemp " + mails + "/mail.XXXXXX); cat > $f; echo \"$1\" > $f.rcpt"},
-                          milliseconds(10000));
-  }
+  std::unique_ptr<Mailer> file_mailer() const { return mails.mailer(); }
   AggregateRunResult run(Mailer* m, const AggregateRunOptions& o) {
     return run_aggregate(*store, dns, m, nullptr, o, [this](RunLogLevel, const std::string& s) { log.push_back(s); });
   }
@@ -92,13 +87,7 @@ struct Fixture {
   // The mails sent so far: recipient -> mail text.
   std::multimap<std::string, std::string> sent() const {
     std::multimap<std::string, std::string> out;
-    for (const auto& e : fs::directory_iterator(mails)) {
-      std::string p = e.path().string();
-      if (p.size() > 5 && p.substr(p.size() - 5) == ".rcpt") continue;
-      std::string rcpt = slurp(p + ".rcpt");
-      if (!rcpt.empty() && rcpt.back() == '\n') rcpt.pop_back();
-      out.emplace(rcpt, slurp(p));
-    }
+    for (auto& [rcpt, mail] : mails.mails()) out.emplace(rcpt, mail);
     return out;
   }
   std::string all_log() const {

@@ -15,6 +15,7 @@
 #include "dmarc/report/mailer.hpp"
 #include "dmarc/report/redact.hpp"
 #include "support/static_resolver.hpp"
+#include "mail_dir.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace dmarc;
@@ -51,14 +52,12 @@ struct Fixture {
   TempDir dir;
   std::shared_ptr<Store> store;
   test::StaticResolver dns;
-  std::string mails;
+  test::MailDir mails{dir.file("mails")};
   std::vector<std::string> log;
   Fixture() {
     auto s = open_store("sqlite:" + dir.file("r.db"));
     REQUIRE(s);
     store = s.value();
-    mails = dir.file("mails");
-    fs::create_directory(mails);
     dns.add_txt("_dmarc.example.com", "v=DMARC1; p=reject");
     dns.add_txt("_dmarc.example.net", "v=DMARC1; p=none");
     dns.add_txt("_dmarc.example.org", "v=DMARC1; p=none");
@@ -72,24 +71,11 @@ struct Fixture {
     o.max_attempts = 2;
     return o;
   }
-  std::unique_ptr<Mailer> file_mailer() const {
-    return command_mailer({"/bin/sh", "-c", "f=$(mktemp " + mails + "/mail.XXXXXX); cat > $f; echo \"$@\" > $f.rcpt"},
-                          milliseconds(10000));
-  }
+  std::unique_ptr<Mailer> file_mailer() const { return mails.mailer(); }
   FailureRunResult run(Mailer* m, const FailureRunOptions& o) {
     return run_failures(*store, dns, m, nullptr, o, [this](RunLogLevel, const std::string& s) { log.push_back(s); });
   }
-  std::vector<std::pair<std::string, std::string>> sent() const {  // (recipients, mail)
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& e : fs::directory_iterator(mails)) {
-      std::string p = e.path().string();
-      if (p.size() > 5 && p.substr(p.size() - 5) == ".rcpt") continue;
-      std::string r = slurp(p + ".rcpt");
-      if (!r.empty() && r.back() == '\n') r.pop_back();
-      out.emplace_back(r, slurp(p));
-    }
-    return out;
-  }
+  std::vector<std::pair<std::string, std::string>> sent() const { return mails.mails(); }
   std::string all_log() const {
     std::string s;
     for (const auto& l : log) s += l + "\n";
