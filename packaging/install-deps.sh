@@ -17,15 +17,17 @@ BUILD_PKGS="
   libpsl-dev publicsuffix
   libsqlite3-dev
   libxml2-dev zlib1g-dev libgmime-3.0-dev libcurl4-openssl-dev
+  nlohmann-json3-dev
 "
 # The test suite starts its own DNS server (NSD) on 127.0.0.1 and uses
 # Catch2 v2 for the unit tests; ldnsutils gives drill for debugging zones.
 # The end-to-end tests start their own Postfix instances on 127.0.0.1
 # (Postfix conflicts with sendmail-bin: it is the MTA package here).
+# (nlohmann-json3-dev, above: dmarc-report readiness --json.)
 # Reports: xmllint (libxml2-utils) validates generated XML against the XSDs;
 # sqlite3 lets the store tests look into a database as an admin would.
 TEST_PKGS="
-  catch2 nlohmann-json3-dev libyaml-cpp-dev
+  catch2 libyaml-cpp-dev
   nsd
   ldnsutils
   python3

@@ -31,6 +31,9 @@
 #include "dmarc/core/domain.hpp"
 #include "dmarc/report/aggregate_run.hpp"
 #include "dmarc/report/failure_run.hpp"
+#include "dmarc/report/readiness_out.hpp"
+#include "dmarc/adapters/spf.hpp"
+#include "dmarc/core/readiness.hpp"
 #include "dmarc/report/mailer.hpp"
 
 extern char** environ;
@@ -47,6 +50,7 @@ void usage(std::FILE* out) {
                "                              [--domain DOMAIN] [--out DIR]\n"
                "       dmarc-report failures [-c config] [--out DIR]\n"
                "       dmarc-report run [-c config] [--failure-interval S] [--aggregate-delay S]\n"
+               "       dmarc-report readiness [-c config] [--days N | --begin EPOCH --end EPOCH] [--json] DOMAIN\n"
                "       dmarc-report -V\n");
 }
 
@@ -122,6 +126,114 @@ int run_loop(const std::string& config_file, long failure_interval, long aggrega
   return 0;
 }
 
+// --- dmarc-report readiness DOMAIN ---
+
+int readiness_main(int argc, char** argv) {
+  std::string config_file = build::kDefaultConfigFile;
+  long days = 14;
+  std::optional<std::int64_t> begin, end;
+  bool json = false;
+  enum { kDays = 3000, kBegin, kEnd, kJson };
+  static const option opts[] = {{"config", required_argument, nullptr, 'c'},
+                                {"days", required_argument, nullptr, kDays},
+                                {"begin", required_argument, nullptr, kBegin},
+                                {"end", required_argument, nullptr, kEnd},
+                                {"json", no_argument, nullptr, kJson},
+                                {nullptr, 0, nullptr, 0}};
+  optind = 2;
+  int c;
+  bool days_given = false;
+  while ((c = getopt_long(argc, argv, "c:", opts, nullptr)) != -1) {
+    char* e = nullptr;
+    std::int64_t v = 0;
+    switch (c) {
+      case 'c': config_file = optarg; break;
+      case kDays:
+        days = std::strtol(optarg, &e, 10);
+        if (!e || *e || days < 1 || days > 3660) return usage(stderr), kExitUsage;
+        days_given = true;
+        break;
+      case kBegin:
+        if (!parse_epoch(optarg, &v)) return usage(stderr), kExitUsage;
+        begin = v;
+        break;
+      case kEnd:
+        if (!parse_epoch(optarg, &v)) return usage(stderr), kExitUsage;
+        end = v;
+        break;
+      case kJson: json = true; break;
+      default: usage(stderr); return kExitUsage;
+    }
+  }
+  if (optind + 1 != argc || begin.has_value() != end.has_value() || (begin && days_given) || (begin && *end < *begin))
+    return usage(stderr), kExitUsage;
+  std::string domain = ascii_lowercase(argv[optind]);
+  auto loaded = load_config(config_file);
+  if (!loaded) {
+    std::fprintf(stderr, "dmarc-report: %s\n", loaded.error().str().c_str());
+    return kExitConfig;
+  }
+  Config cfg = std::move(loaded.value());
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  ReportPeriod period = begin ? ReportPeriod{*begin, *end}
+                              : ReportPeriod{(utc_day(now) - days + 1) * kSecondsPerDay,
+                                             (utc_day(now) + 1) * kSecondsPerDay - 1};
+  if (cfg.report_store == "none") {
+    std::fprintf(stderr, "dmarc-report: %s: ReportStore is none: nothing is recorded\n", config_file.c_str());
+    return kExitStore;
+  }
+  auto store = open_store(cfg.report_store);
+  if (!store) {
+    std::fprintf(stderr, "dmarc-report: %s\n", store.error().c_str());
+    return kExitStore;
+  }
+  auto rows = store.value()->records(domain, period.first_day(), period.last_day());
+  if (!rows) {
+    std::fprintf(stderr, "dmarc-report: %s\n", rows.error().message.c_str());
+    return kExitStore;
+  }
+  LdnsResolver::Options ro;
+  ro.nameservers = cfg.nameservers;
+  ro.timeout = std::chrono::seconds(cfg.dns_timeout_s);
+  ro.tries = static_cast<unsigned>(cfg.dns_retries);
+  auto ldns = LdnsResolver::create(ro);
+  if (!ldns) {
+    std::fprintf(stderr, "dmarc-report: DNS: %s\n", ldns.error().c_str());
+    return kExitConfig;
+  }
+  std::shared_ptr<Resolver> upstream(std::move(ldns.value()));
+  CachedResolver resolver(upstream, CachedResolver::Options{});
+  std::optional<PublicSuffixList> psl;
+  if (cfg.mode == DmarcMode::Rfc7489) {
+    auto l = load_public_suffix_list(cfg.public_suffix_list);
+    if (l) psl.emplace(std::move(l.value()));
+  }
+  auto spf = SpfVerifier::create(resolver);
+  // The facts only a receiver has: the PTR of each source (checked
+  // forward) and whether the domain's own SPF record authorises it.
+  std::vector<SourceSummary> sources = summarize_sources(domain, rows.value());
+  for (auto& src : sources) {
+    DnsAnswer p = resolver.ptr(src.ip);
+    if (p.status == DnsStatus::Ok && !p.records.empty()) {
+      const std::string& name = p.records.front();
+      DnsAnswer f = src.ip.find(':') != std::string::npos ? resolver.aaaa(name) : resolver.a(name);
+      bool confirmed = false;
+      for (const auto& a : f.records) confirmed = confirmed || ascii_iequals(a, src.ip);
+      if (confirmed) {
+        src.ptr = name;
+        DmarcMode m = (cfg.mode == DmarcMode::Rfc7489 && !psl) ? DmarcMode::Rfc9989 : cfg.mode;
+        src.ptr_org = find_org_domain(resolver, ascii_lowercase(name), m, psl ? &*psl : nullptr).org_domain;
+      }
+    }
+    if (spf) src.domain_spf_authorises = spf.value()->check(src.ip, "", "postmaster@" + domain).result == AuthResult::Pass;
+  }
+  Thresholds t;
+  Readiness r = assess(domain, period, rows.value(), std::move(sources), t);
+  std::fputs((json ? readiness_json(r) : readiness_text(r)).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,6 +282,7 @@ int main(int argc, char** argv) {
     }
     return run_loop(config_file, failure_interval, aggregate_delay);
   }
+  if (sub == "readiness") return readiness_main(argc, argv);
   if (sub != "aggregate" && sub != "failures") {
     usage(stderr);
     return kExitUsage;
