@@ -12,6 +12,8 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -140,8 +142,22 @@ std::string column_text(sqlite3_stmt* s, int i) {
 std::optional<std::string> SqliteStore::setup() {
   sqlite3_extended_result_codes(db_.get(), 1);
   sqlite3_busy_timeout(db_.get(), 5000);
-  // A file that is not a database fails on its first read: here.
-  if (auto e = exec("PRAGMA journal_mode=WAL", "not a usable database")) return e;
+  // A file that is not a database fails on its first read: here. Another
+  // process switching a new database to WAL at the same moment makes
+  // SQLite answer "locked" without waiting (no busy handler for a journal
+  // mode change): wait for it as the busy timeout would (5 s).
+  for (int tries = 0;; ++tries) {
+    char* msg = nullptr;
+    int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, &msg);
+    std::string text = msg ? msg : sqlite3_errmsg(db_.get());
+    sqlite3_free(msg);
+    if (rc == SQLITE_OK) break;
+    if ((rc & 0xff) == SQLITE_BUSY && tries < 100) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    return describe() + ": not a usable database: " + text;
+  }
   if (auto e = exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragma")) return e;
   {
     std::string err;
