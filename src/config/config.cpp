@@ -145,6 +145,11 @@ const std::vector<SettingSpec>& settings_table() {
       {"ForensicMailTo", T::List, "", "Addresses the local forensic reports are mailed to. Empty: none.", {}, 0, 0},
       {"ForensicMaxPerDay", T::Integer, "10000", "Local forensic reports per own domain and UTC day at most.", {}, 1,
        10000000},
+      {"ReadinessMinDays", T::Integer, "7", "Days of data dmarc-report readiness wants before it recommends a step.",
+       {}, 1, 365},
+      {"ReadinessMaxAtRisk", T::Integer, "10",
+       "Legitimate mail a stricter policy may hit for readiness to recommend it, in tenths of a percent (10 = 1%).",
+       {}, 0, 1000},
   };
   return table;
 }
@@ -446,6 +451,8 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
     c.forensic_mail_to.push_back(a);
   }
   c.forensic_max_per_day = static_cast<std::uint64_t>(int_of(c, "ForensicMaxPerDay"));
+  c.readiness_min_days = static_cast<int>(int_of(c, "ReadinessMinDays"));
+  c.readiness_max_at_risk_permille = static_cast<int>(int_of(c, "ReadinessMaxAtRisk"));
   return std::nullopt;
 }
 }  // namespace

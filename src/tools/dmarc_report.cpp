@@ -229,6 +229,8 @@ int readiness_main(int argc, char** argv) {
     if (spf) src.domain_spf_authorises = spf.value()->check(src.ip, "", "postmaster@" + domain).result == AuthResult::Pass;
   }
   Thresholds t;
+  t.min_days = cfg.readiness_min_days;
+  t.max_legitimate_at_risk = cfg.readiness_max_at_risk_permille / 1000.0;
   Readiness r = assess(domain, period, rows.value(), std::move(sources), t);
   std::fputs((json ? readiness_json(r) : readiness_text(r)).c_str(), stdout);
   return 0;

@@ -127,6 +127,8 @@ struct Config {
   std::string forensic_maildir;              // "" = none
   std::vector<std::string> forensic_mail_to;
   std::uint64_t forensic_max_per_day = 10000;
+  int readiness_min_days = 7;
+  int readiness_max_at_risk_permille = 10;  // 10 = 1%
   bool keeps_forensics() const { return !own_domains.empty() && (!forensic_maildir.empty() || !forensic_mail_to.empty()); }
 
   std::string source;                   // file it came from, "" for defaults
