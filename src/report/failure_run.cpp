@@ -118,6 +118,19 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     }
   };
 
+  // mail_for - the mail of job J (KIND names it in its Message-ID, which
+  // stays the same when a run sends it again).
+  auto mail_for = [&](const FailureJob& j, const char* kind, const char* name, std::vector<std::string> to) {
+    FailureMail m;
+    m.from = o.sender;
+    m.from_name = o.org_name + name;
+    m.to = std::move(to);
+    std::string mid = report_id(std::string(kind) + ":" + std::to_string(j.id) + ":" + ascii_lowercase(j.reported_domain),
+                                ReportPeriod{j.created, j.created});
+    m.message_id = mid.substr(0, mid.find('@')) + "@" + (domain_of(o.sender).empty() ? "dmarc-milter" : domain_of(o.sender));
+    m.date = o.now;
+    return m;
+  };
   // A failed attempt: pending again for the next run, or given up.
   auto retry_or_give_up = [&](FailureJob& j, const std::string& where, const std::string& why, bool temporary) {
     if (temporary && j.attempts < o.max_attempts) {
@@ -150,15 +163,10 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
         ++res.dropped;
         continue;
       }
-      FailureMail m;
-      m.from = o.sender;
-      m.from_name = o.org_name + " DMARC forensic reports";
-      m.to = o.forensic_mail_to.empty() ? std::vector<std::string>{o.sender} : o.forensic_mail_to;
+      FailureMail m = mail_for(j, "forensic", " DMARC forensic reports",
+                               o.forensic_mail_to.empty() ? std::vector<std::string>{o.sender} : o.forensic_mail_to);
       m.subject = "DMARC forensic report: " + dom + " failed DMARC from " +
                   (j.feedback.source_ip.empty() ? std::string("a local submission") : j.feedback.source_ip);
-      std::string mid = report_id("forensic:" + std::to_string(j.id) + ":" + dom, ReportPeriod{j.created, j.created});
-      m.message_id = mid.substr(0, mid.find('@')) + "@" + (domain_of(o.sender).empty() ? "dmarc-milter" : domain_of(o.sender));
-      m.date = o.now;
       m.text = with_ptr(j.text, ptr_line(resolver, j.feedback.source_ip));
       m.feedback = j.feedback;
       m.original = j.original;
@@ -267,14 +275,10 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       ++res.dropped;
       continue;
     }
-    FailureMail m;
-    m.from = o.sender;
-    m.from_name = o.org_name + " DMARC failure reports";
-    for (const auto& d : ok) m.to.push_back(d.address);
+    std::vector<std::string> addresses;
+    for (const auto& d : ok) addresses.push_back(d.address);
+    FailureMail m = mail_for(j, "failure", " DMARC failure reports", addresses);
     m.subject = "DMARC failure report for " + j.reported_domain + " from " + j.feedback.source_ip;
-    std::string mid = report_id("failure:" + std::to_string(j.id) + ":" + dom, ReportPeriod{j.created, j.created});
-    m.message_id = mid.substr(0, mid.find('@')) + "@" + (domain_of(o.sender).empty() ? "dmarc-milter" : domain_of(o.sender));
-    m.date = o.now;
     m.text = explanation(j, o.org_name);
     if (!o.redact_key.empty()) {
       FailureJob redacted = j;

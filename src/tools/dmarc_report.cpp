@@ -126,6 +126,36 @@ int run_loop(const std::string& config_file, long failure_interval, long aggrega
   return 0;
 }
 
+// Dns - the resolver (ldns behind a cache, as configured) and, in rfc7489
+// mode, the Public Suffix List; make_dns says why not (exit 78).
+struct Dns {
+  std::shared_ptr<Resolver> upstream;
+  std::unique_ptr<CachedResolver> resolver;
+  std::optional<PublicSuffixList> psl;
+};
+bool make_dns(const Config& cfg, Dns& dns) {
+  LdnsResolver::Options ro;
+  ro.nameservers = cfg.nameservers;
+  ro.timeout = std::chrono::seconds(cfg.dns_timeout_s);
+  ro.tries = static_cast<unsigned>(cfg.dns_retries);
+  auto ldns = LdnsResolver::create(ro);
+  if (!ldns) {
+    std::fprintf(stderr, "dmarc-report: DNS: %s\n", ldns.error().c_str());
+    return false;
+  }
+  dns.upstream = std::shared_ptr<Resolver>(std::move(ldns.value()));
+  dns.resolver = std::make_unique<CachedResolver>(dns.upstream, CachedResolver::Options{});
+  if (cfg.mode == DmarcMode::Rfc7489) {
+    auto l = load_public_suffix_list(cfg.public_suffix_list);
+    if (!l) {
+      std::fprintf(stderr, "dmarc-report: PublicSuffixList: %s\n", l.error().c_str());
+      return false;
+    }
+    dns.psl.emplace(std::move(l.value()));
+  }
+  return true;
+}
+
 // --- dmarc-report readiness DOMAIN ---
 
 int readiness_main(int argc, char** argv) {
@@ -193,22 +223,10 @@ int readiness_main(int argc, char** argv) {
     std::fprintf(stderr, "dmarc-report: %s\n", rows.error().message.c_str());
     return kExitStore;
   }
-  LdnsResolver::Options ro;
-  ro.nameservers = cfg.nameservers;
-  ro.timeout = std::chrono::seconds(cfg.dns_timeout_s);
-  ro.tries = static_cast<unsigned>(cfg.dns_retries);
-  auto ldns = LdnsResolver::create(ro);
-  if (!ldns) {
-    std::fprintf(stderr, "dmarc-report: DNS: %s\n", ldns.error().c_str());
-    return kExitConfig;
-  }
-  std::shared_ptr<Resolver> upstream(std::move(ldns.value()));
-  CachedResolver resolver(upstream, CachedResolver::Options{});
-  std::optional<PublicSuffixList> psl;
-  if (cfg.mode == DmarcMode::Rfc7489) {
-    auto l = load_public_suffix_list(cfg.public_suffix_list);
-    if (l) psl.emplace(std::move(l.value()));
-  }
+  Dns dns;
+  if (!make_dns(cfg, dns)) return kExitConfig;
+  CachedResolver& resolver = *dns.resolver;
+  std::optional<PublicSuffixList>& psl = dns.psl;
   auto spf = SpfVerifier::create(resolver);
   // The facts only a receiver has: the PTR of each source (checked
   // forward) and whether the domain's own SPF record authorises it.
@@ -414,26 +432,10 @@ int main(int argc, char** argv) {
     return kExitStore;
   }
 
-  LdnsResolver::Options ro;
-  ro.nameservers = cfg.nameservers;
-  ro.timeout = std::chrono::seconds(cfg.dns_timeout_s);
-  ro.tries = static_cast<unsigned>(cfg.dns_retries);
-  auto ldns = LdnsResolver::create(ro);
-  if (!ldns) {
-    std::fprintf(stderr, "dmarc-report: DNS: %s\n", ldns.error().c_str());
-    return kExitConfig;
-  }
-  std::shared_ptr<Resolver> upstream(std::move(ldns.value()));
-  CachedResolver resolver(upstream, CachedResolver::Options{});
-  std::optional<PublicSuffixList> psl;
-  if (cfg.mode == DmarcMode::Rfc7489) {
-    auto l = load_public_suffix_list(cfg.public_suffix_list);
-    if (!l) {
-      std::fprintf(stderr, "dmarc-report: PublicSuffixList: %s\n", l.error().c_str());
-      return kExitConfig;
-    }
-    psl.emplace(std::move(l.value()));
-  }
+  Dns dns;
+  if (!make_dns(cfg, dns)) return kExitConfig;
+  CachedResolver& resolver = *dns.resolver;
+  std::optional<PublicSuffixList>& psl = dns.psl;
 
   std::unique_ptr<Mailer> mailer;
   auto timeout = std::chrono::milliseconds(std::chrono::seconds(cfg.report_timeout_s));
