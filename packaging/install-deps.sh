@@ -25,7 +25,8 @@ BUILD_PKGS="
 # (Postfix conflicts with sendmail-bin: it is the MTA package here).
 # (nlohmann-json3-dev, above: dmarc-report readiness --json.)
 # Reports: xmllint (libxml2-utils) validates generated XML against the XSDs;
-# sqlite3 lets the store tests look into a database as an admin would.
+# sqlite3 lets the store tests look into a database as an admin would;
+# chromium (headless) renders the readiness HTML page in its test.
 TEST_PKGS="
   catch2 libyaml-cpp-dev
   nsd
@@ -33,6 +34,7 @@ TEST_PKGS="
   python3
   postfix
   libxml2-utils sqlite3
+  chromium
 "
 
 pkgs="$BUILD_PKGS"

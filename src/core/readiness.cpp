@@ -115,6 +115,14 @@ Readiness assess(std::string_view domain, const ReportPeriod& period, const std:
     }
   }
   r.days = static_cast<int>(days.size());
+  std::map<std::int64_t, Readiness::Day> daily;
+  for (const auto& rec : records) {
+    Readiness::Day& d = daily[rec.day];
+    d.day = rec.day;
+    d.messages += rec.count;
+    if (rec.result == DmarcResult::Pass) d.aligned_pass += rec.count;
+  }
+  for (auto& [day, d] : daily) r.daily.push_back(d);
   for (auto& s : sources) {
     classify(domain, s);
     r.messages += s.messages;

@@ -10,6 +10,12 @@
 #pragma once
 
 #include <libxml/parser.h>
+#include <libxml/xmlwriter.h>
+
+#include <string_view>
+
+#include "dmarc/adapters/c_handle.hpp"
+#include "dmarc/report/aggregate_xml.hpp"
 
 namespace dmarc::report_detail {
 
@@ -20,5 +26,47 @@ inline void init_libxml() {
   }();
   (void)done;
 }
+
+using XmlBuffer = CHandle<xmlBuffer, xmlBufferFree>;
+using XmlWriter = CHandle<xmlTextWriter, xmlFreeTextWriter>;
+
+inline const xmlChar* xc(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
+
+// Writer - xmlTextWriter calls that remember the first failure, so the
+// document code reads as the element tree it writes.
+class Writer {
+ public:
+  explicit Writer(xmlTextWriterPtr w) : w_(w) {}
+  bool ok() const { return ok_; }
+  void check(int rc) {
+    if (rc < 0) ok_ = false;
+  }
+  void start(const char* name) {
+    if (ok_) check(xmlTextWriterStartElement(w_, xc(name)));
+  }
+  void start_ns(const char* name, const char* ns) {
+    if (ok_) check(xmlTextWriterStartElementNS(w_, nullptr, xc(name), xc(ns)));
+  }
+  void end() {
+    if (ok_) check(xmlTextWriterEndElement(w_));
+  }
+  // attribute - NAME="VALUE" on the open element, VALUE made safe.
+  void attribute(const char* name, std::string_view value) {
+    if (ok_) check(xmlTextWriterWriteAttribute(w_, xc(name), xc(xml_safe_text(value).c_str())));
+  }
+  void text(std::string_view t) {
+    if (ok_) check(xmlTextWriterWriteString(w_, xc(xml_safe_text(t).c_str())));
+  }
+  // element - <NAME>TEXT</NAME>, TEXT made safe for XML 1.0 first.
+  void element(const char* name, std::string_view text) {
+    start(name);
+    if (ok_) check(xmlTextWriterWriteString(w_, xc(xml_safe_text(text).c_str())));
+    end();
+  }
+
+ private:
+  xmlTextWriterPtr w_;
+  bool ok_ = true;
+};
 
 }  // namespace dmarc::report_detail

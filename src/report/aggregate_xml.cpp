@@ -32,43 +32,13 @@ namespace dmarc {
 
 namespace {
 
-using XmlBuffer = CHandle<xmlBuffer, xmlBufferFree>;
-using XmlWriter = CHandle<xmlTextWriter, xmlFreeTextWriter>;
-
 constexpr const char* kNamespace9990 = "urn:ietf:params:xml:ns:dmarc-2.0";
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
-const xmlChar* xc(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
-
-// Writer - xmlTextWriter calls that remember the first failure, so the
-// document code reads as the element tree it writes.
-class Writer {
- public:
-  explicit Writer(xmlTextWriterPtr w) : w_(w) {}
-  bool ok() const { return ok_; }
-  void check(int rc) {
-    if (rc < 0) ok_ = false;
-  }
-  void start(const char* name) {
-    if (ok_) check(xmlTextWriterStartElement(w_, xc(name)));
-  }
-  void start_ns(const char* name, const char* ns) {
-    if (ok_) check(xmlTextWriterStartElementNS(w_, nullptr, xc(name), xc(ns)));
-  }
-  void end() {
-    if (ok_) check(xmlTextWriterEndElement(w_));
-  }
-  // element - <NAME>TEXT</NAME>, TEXT made safe for XML 1.0 first.
-  void element(const char* name, std::string_view text) {
-    start(name);
-    if (ok_) check(xmlTextWriterWriteString(w_, xc(xml_safe_text(text).c_str())));
-    end();
-  }
-
- private:
-  xmlTextWriterPtr w_;
-  bool ok_ = true;
-};
+using report_detail::Writer;
+using report_detail::XmlBuffer;
+using report_detail::XmlWriter;
+using report_detail::xc;
 
 bool is_v4_mapped(const IpAddress& a) {
   if (!a.v6) return false;

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <cstdio>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -50,7 +51,8 @@ void usage(std::FILE* out) {
                "                              [--domain DOMAIN] [--out DIR]\n"
                "       dmarc-report failures [-c config] [--out DIR]\n"
                "       dmarc-report run [-c config] [--failure-interval S] [--aggregate-delay S]\n"
-               "       dmarc-report readiness [-c config] [--days N | --begin EPOCH --end EPOCH] [--json] DOMAIN\n"
+               "       dmarc-report readiness [-c config] [--days N | --begin EPOCH --end EPOCH] [--json] [--html FILE]\n"
+               "                              DOMAIN\n"
                "       dmarc-report -V\n");
 }
 
@@ -163,12 +165,14 @@ int readiness_main(int argc, char** argv) {
   long days = 14;
   std::optional<std::int64_t> begin, end;
   bool json = false;
-  enum { kDays = 3000, kBegin, kEnd, kJson };
+  std::optional<std::string> html;
+  enum { kDays = 3000, kBegin, kEnd, kJson, kHtml };
   static const option opts[] = {{"config", required_argument, nullptr, 'c'},
                                 {"days", required_argument, nullptr, kDays},
                                 {"begin", required_argument, nullptr, kBegin},
                                 {"end", required_argument, nullptr, kEnd},
                                 {"json", no_argument, nullptr, kJson},
+                                {"html", required_argument, nullptr, kHtml},
                                 {nullptr, 0, nullptr, 0}};
   optind = 2;
   int c;
@@ -192,6 +196,7 @@ int readiness_main(int argc, char** argv) {
         end = v;
         break;
       case kJson: json = true; break;
+      case kHtml: html = optarg; break;
       default: usage(stderr); return kExitUsage;
     }
   }
@@ -251,6 +256,17 @@ int readiness_main(int argc, char** argv) {
   t.max_legitimate_at_risk = cfg.readiness_max_at_risk_permille / 1000.0;
   Readiness r = assess(domain, period, rows.value(), std::move(sources), t);
   std::fputs((json ? readiness_json(r) : readiness_text(r)).c_str(), stdout);
+  if (html) {
+    std::string page = readiness_html(r);
+    std::ofstream f(*html, std::ios::binary | std::ios::trunc);
+    f << page;
+    f.flush();
+    if (page.empty() || !f) {
+      std::fprintf(stderr, "dmarc-report: --html %s: %s\n", html->c_str(),
+                   page.empty() ? "the page could not be built" : std::strerror(errno));
+      return 73;  // EX_CANTCREAT
+    }
+  }
   return 0;
 }
 

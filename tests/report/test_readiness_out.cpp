@@ -1,9 +1,14 @@
 // test_readiness_out.cpp - the readiness report's text and JSON
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "dmarc/report/readiness_out.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace dmarc;
 
@@ -72,4 +77,56 @@ TEST_CASE("readiness output: the text an admin reads", "[readiness]") {
   // DNS text is shown printable.
   CHECK(t.find('\xff') == std::string::npos);
   CHECK_THAT(t, Catch::Contains("mta.crm.example?"));
+}
+
+namespace {
+int run_cmd(const std::string& cmd, std::string* out) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+}  // namespace
+
+TEST_CASE("readiness output: one self-contained HTML page, rendered by headless Chromium", "[readiness][html]") {
+  std::string page = readiness_html(sample());
+  REQUIRE_FALSE(page.empty());
+  CHECK_THAT(page, Catch::StartsWith("<!DOCTYPE html>"));
+  CHECK_THAT(page, Catch::Contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  CHECK_THAT(page, Catch::Contains("<polyline points=\""));
+  CHECK_THAT(page, Catch::Contains("Recommendation: stay at none"));
+  // Self-contained: nothing is fetched.
+  CHECK(page.find("src=") == std::string::npos);
+  CHECK(page.find("href=") == std::string::npos);
+  CHECK(page.find("<script") == std::string::npos);
+  // Seven days, seven points.
+  std::size_t circles = 0;
+  for (std::size_t at = 0; (at = page.find("<circle", at)) != std::string::npos; ++at) ++circles;
+  CHECK(circles == 7);
+  // Hostile DNS text stays text.
+  CHECK(page.find('\xff') == std::string::npos);
+
+  test::TempDir dir;
+  std::string html = dir.file("readiness.html"), png = dir.file("readiness.png");
+  std::ofstream(html) << page;
+  std::string out;
+  // Well-formed XHTML (xmllint reads it as XML).
+  CHECK(run_cmd("xmllint --noout " + html, &out) == 0);
+  INFO(out);
+  if (::access("/usr/bin/chromium", X_OK) != 0) {
+    FAIL("chromium is not installed (packaging/install-deps.sh --test installs it)");
+  }
+  out.clear();
+  int rc = run_cmd("timeout 120 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                   "--no-first-run --user-data-dir=" + dir.file("profile") + " --window-size=900,1100 --screenshot=" +
+                       png + " file://" + html,
+                   &out);
+  INFO(out);
+  CHECK(rc == 0);
+  std::string bytes = test::slurp(png);
+  REQUIRE(bytes.size() > 1000);
+  CHECK(bytes.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
 }

@@ -98,6 +98,12 @@ struct Readiness {
   std::string recommendation;     // "stay at none", "go to quarantine", "go to reject", "stay at quarantine",
                                   // "stay at reject", "not enough data"
   std::vector<SourceSummary> sources;  // classified, most messages first
+  struct Day {
+    std::int64_t day = 0;
+    std::uint64_t messages = 0;
+    std::uint64_t aligned_pass = 0;
+  };
+  std::vector<Day> daily;  // the days with data, in order
 };
 
 // assess - the readiness of DOMAIN over PERIOD from RECORDS and the

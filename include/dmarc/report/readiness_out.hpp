@@ -10,6 +10,10 @@
 //   aligned_pass, fix), projection {quarantine, reject} each {affected,
 //   legitimate}, legitimate_at_risk, recommendation; written with
 //   nlohmann::json.
+//   readiness_html() is one self-contained page (no external asset, no
+//   script): the summary, an inline SVG chart of the daily aligned-pass
+//   rate, the sources table and the fixes, written with libxml2's
+//   xmlTextWriter (XHTML), every text escaped by it.
 #pragma once
 
 #include <string>
@@ -20,5 +24,6 @@ namespace dmarc {
 
 std::string readiness_text(const Readiness& r);
 std::string readiness_json(const Readiness& r);
+std::string readiness_html(const Readiness& r);
 
 }  // namespace dmarc
