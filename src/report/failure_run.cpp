@@ -131,6 +131,28 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     m.date = o.now;
     return m;
   };
+  // build - the mail M of job J, or nullopt (J failed, logged).
+  auto build = [&](FailureJob& j, const FailureMail& m, const std::string& where) -> std::optional<std::string> {
+    auto built = build_failure_mail(m);
+    if (built) return std::move(*built);
+    error(where + ": " + built.error());
+    save(j, FailureJobStatus::Failed, built.error());
+    ++res.failed;
+    return std::nullopt;
+  };
+  // write_preview - --out: the mail into PATH instead of sending it.
+  auto write_preview = [&](const std::string& path, const std::string& mail, const std::string& where) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << mail;
+    f.flush();
+    if (f) {
+      info(where + ": wrote " + path);
+      ++res.sent;
+    } else {
+      error(path + ": " + std::strerror(errno));
+      ++res.failed;
+    }
+  };
   // A failed attempt: pending again for the next run, or given up.
   auto retry_or_give_up = [&](FailureJob& j, const std::string& where, const std::string& why, bool temporary) {
     if (temporary && j.attempts < o.max_attempts) {
@@ -170,24 +192,10 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       m.text = with_ptr(j.text, ptr_line(resolver, j.feedback.source_ip));
       m.feedback = j.feedback;
       m.original = j.original;
-      auto built = build_failure_mail(m);
-      if (!built) {
-        error(where + ": " + built.error());
-        save(j, FailureJobStatus::Failed, built.error());
-        ++res.failed;
-        continue;
-      }
+      auto built = build(j, m, where);
+      if (!built) continue;
       if (preview) {
-        std::string path = *o.out_dir + "/forensic-" + std::to_string(j.id) + ".eml";
-        std::ofstream f(path, std::ios::binary | std::ios::trunc);
-        f << built.value();
-        if (f) {
-          info(where + ": wrote " + path);
-          ++res.sent;
-        } else {
-          error(path + ": " + std::strerror(errno));
-          ++res.failed;
-        }
+        write_preview(*o.out_dir + "/forensic-" + std::to_string(j.id) + ".eml", *built, where);
         continue;
       }
       ++j.attempts;
@@ -290,18 +298,13 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       m.original = j.original;
     }
     m.whole_message = j.whole_message;
-    auto built = build_failure_mail(m);
-    if (!built) {
-      error(where + ": " + built.error());
-      save(j, FailureJobStatus::Failed, built.error());
-      ++res.failed;
-      continue;
-    }
+    auto built = build(j, m, where);
+    if (!built) continue;
     // !size: a destination whose limit the mail exceeds is left out.
     std::vector<std::string> to;
     for (const auto& d : ok) {
-      if (d.max_size > 0 && built.value().size() > d.max_size) {
-        warn(where + ": " + d.address + ": the mail has " + std::to_string(built.value().size()) +
+      if (d.max_size > 0 && built->size() > d.max_size) {
+        warn(where + ": " + d.address + ": the mail has " + std::to_string(built->size()) +
              " octets, over its !size " + std::to_string(d.max_size));
         continue;
       }
@@ -313,16 +316,7 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       continue;
     }
     if (preview) {
-      std::string path = *o.out_dir + "/failure-" + std::to_string(j.id) + ".eml";
-      std::ofstream f(path, std::ios::binary | std::ios::trunc);
-      f << built.value();
-      if (!f) {
-        error(path + ": " + std::strerror(errno));
-        ++res.failed;
-      } else {
-        info(where + ": wrote " + path);
-        ++res.sent;
-      }
+      write_preview(*o.out_dir + "/failure-" + std::to_string(j.id) + ".eml", *built, where);
       continue;
     }
     if (!mailer) {
@@ -333,7 +327,7 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
     std::vector<std::string> envelope = to;
     envelope.insert(envelope.end(), o.bcc.begin(), o.bcc.end());
     ++j.attempts;
-    auto err = mailer->send(o.sender, envelope, built.value());
+    auto err = mailer->send(o.sender, envelope, *built);
     if (!err) {
       save(j, FailureJobStatus::Sent, "");
       info(where + ": sent to " + std::to_string(to.size()) + " destination(s)");
