@@ -134,6 +134,10 @@ const std::vector<SettingSpec>& settings_table() {
        100000},
       {"FailureReportRateTotal", T::Integer, "100", "Failure reports per hour at most, all domains together.", {}, 0,
        1000000},
+      {"FailureReportContent", T::Choice, "headers",
+       "What of the message a failure report carries: headers (text/rfc822-headers) or message (the whole message "
+       "as message/rfc822, its body up to 1 MiB).",
+       {"headers", "message"}, 0, 0},
       {"FailureReportRedactKey", T::String, "",
        "A secret: when set, recipients' local parts in failure reports are replaced by a keyed hash (RFC 6590). "
        "Empty: no redaction.", {}, 0, 0},
@@ -444,6 +448,7 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
     }
   }
   c.failure_report_redact_key = value_of(c, "FailureReportRedactKey");
+  c.failure_report_whole_message = value_of(c, "FailureReportContent") == "message";
   c.forensic_maildir = value_of(c, "ForensicMaildir");
   c.forensic_mail_to.clear();
   for (const auto& a : split_list(value_of(c, "ForensicMailTo"))) {

@@ -46,6 +46,7 @@ void Session::reset_message() {
   pending_bytes_ = 0;
   job_id_.clear();
   header_section_.clear();
+  body_section_.clear();
 }
 
 void Session::abort() { reset_message(); }
@@ -56,6 +57,7 @@ void Session::envfrom(std::string_view addr, std::string_view auth_authen, std::
   job_id_ = sanitize_log(queue_id, 32);
   const Config& cfg = engine_->config;
   keep_headers_ = cfg.failure_reports || cfg.keeps_forensics();
+  keep_body_ = cfg.failure_reports && cfg.failure_report_whole_message;
   facts_.client_ip = ip_;
   facts_.client_name = hostname_;
   facts_.helo = helo_;
@@ -139,10 +141,12 @@ void Session::eoh() {
 }
 
 void Session::body(std::string_view chunk) {
+  if (keep_body_ && body_section_.size() < kMaxKeptBodyBytes)
+    body_section_.append(chunk.substr(0, kMaxKeptBodyBytes - body_section_.size()));
   if (checked_ && dkim_ && dkim_signature_fields_ > 0) dkim_->body(chunk);
 }
 
-bool Session::wants_body() const { return checked_ && dkim_signature_fields_ > 0; }
+bool Session::wants_body() const { return (checked_ && dkim_signature_fields_ > 0) || keep_body_; }
 
 Outcome Session::eom(std::string_view queue_id) {
   // Whatever happens below, the next message starts clean.
@@ -187,6 +191,7 @@ Outcome Session::eom(std::string_view queue_id) {
   static_cast<MessageVerdict&>(o) = decide(*engine_->resolver, facts_, engine_->decide_options);
   o.facts = std::move(facts_);
   o.header_section = std::move(header_section_);
+  o.body_section = std::move(body_section_);
   return o;
 }
 

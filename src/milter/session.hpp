@@ -53,6 +53,9 @@ struct Outcome : MessageVerdict {
   // The header section as received (LF line ends), kept only when
   // FailureReports is on, at most Session::kMaxKeptHeaderBytes.
   std::string header_section;
+  // The body as received, kept only with FailureReportContent message, at
+  // most Session::kMaxKeptBodyBytes.
+  std::string body_section;
 };
 
 class Session {
@@ -118,10 +121,13 @@ class Session {
   // For failure reports (FailureReports yes): the header section, bounded.
  public:
   static constexpr std::size_t kMaxKeptHeaderBytes = 64 * 1024;
+  static constexpr std::size_t kMaxKeptBodyBytes = 1024 * 1024;
 
  private:
   bool keep_headers_ = false;
+  bool keep_body_ = false;
   std::string header_section_;
+  std::string body_section_;
 };
 
 using dmarc::sanitize_log;

@@ -617,3 +617,21 @@ TEST_CASE("e2e: a spoof of an own domain at p=none is kept as a local forensic r
   CHECK_THAT(p.value().text, Catch::Contains("Under p=reject it would be rejected."));
   CHECK_THAT(p.value().original, Catch::Contains("From: Alice <alice@own.example>"));
 }
+
+TEST_CASE("e2e: FailureReportContent message puts the whole spoof into the ARF report", "[e2e][report][failure]") {
+  World w("FailureReports yes\nFailureReportContent message\n");
+  Msg spoof;
+  spoof.ip = "198.51.100.7";
+  CHECK(send(w, spoof).final_reply.code == 550);
+  REQUIRE(w.milter.stop() == 0);
+  std::string out;
+  int rc = run_report({"failures", "-c", w.report_config("/usr/sbin/sendmail -C " + w.sink.config_dir() + " -t -oi")},
+                      &out, nullptr, true);
+  INFO(out);
+  CHECK(rc == 0);
+  auto got = w.sink.wait_delivered(1, std::chrono::seconds(30));
+  auto p = parse_failure_mail(got[0]);
+  REQUIRE(p);
+  CHECK(p.value().original_type == "message/rfc822");
+  CHECK_THAT(p.value().original, Catch::Contains("From: Alice <alice@rpt.example>") && Catch::Contains("Hello."));
+}

@@ -383,3 +383,25 @@ TEST_CASE("session: DKIMAllowUnsignedTrailer decides an l= signature with text a
   Outcome whole = run(engine("", dns), m);
   CHECK(whole.decision.action == Action::Accept);
 }
+
+TEST_CASE("session: the header section and body are kept only for failure reports that ask for them", "[session]") {
+  Msg m;
+  m.ip = "203.0.113.5";
+  Outcome off = run(engine(), m);
+  CHECK(off.header_section.empty());
+  CHECK(off.body_section.empty());
+  Outcome headers = run(engine("FailureReports yes\n"), m);
+  CHECK(headers.header_section == "From: Alice <alice@reject.example>\nTo: bob@test.example\nSubject: hi\n");
+  CHECK(headers.body_section.empty());
+  Outcome whole = run(engine("FailureReports yes\nFailureReportContent message\n"), m);
+  CHECK(whole.header_section == headers.header_section);
+  CHECK(whole.body_section == "Hello\r\n");
+  // Bounded: a large body is cut at the limit.
+  m.body = std::string(Session::kMaxKeptBodyBytes + 100, 'x');
+  Outcome big = run(engine("FailureReports yes\nFailureReportContent message\n"), m);
+  CHECK(big.body_section.size() == Session::kMaxKeptBodyBytes);
+  // Own domains with a Maildir keep the headers too.
+  Outcome own = run(engine("OwnDomains reject.example\nForensicMaildir /tmp/x\n"), m);
+  CHECK_FALSE(own.header_section.empty());
+  CHECK(own.body_section.empty());
+}

@@ -122,6 +122,7 @@ struct Config {
   std::uint64_t failure_report_rate_domain = 10;
   std::uint64_t failure_report_rate_total = 100;
   std::string failure_report_redact_key;     // "" = no redaction
+  bool failure_report_whole_message = false;  // FailureReportContent message
   // Local forensic reports of our own domains
   std::vector<std::string> own_domains;      // lower case
   std::string forensic_maildir;              // "" = none
