@@ -77,8 +77,13 @@ FeedbackReport feedback_for(const MessageFacts& facts, const Verdict& v, const M
     f.dkim_identity = "@" + failed->domain;
     f.dkim_selector = failed->selector;
   }
-  // SPF-DNS (RFC 6591 3.2) needs the record text itself, which SpfFacts
-  // does not carry: it is left out rather than written half.
+  // SPF-DNS (RFC 6591 3.2) for an SPF failure: "txt : DOMAIN" here; the
+  // sender (dmarc-report) adds the record text it finds in DNS, or leaves
+  // the field out (complete_spf_dns).
+  if (facts.spf && (facts.spf->result == AuthResult::Fail || facts.spf->result == AuthResult::SoftFail) &&
+      !facts.spf->domain.empty()) {
+    f.spf_dns = "txt : " + facts.spf->domain;
+  }
   return f;
 }
 
@@ -344,6 +349,24 @@ bool FailureRateLimit::admit(std::string_view domain, std::int64_t now) {
   ++*mine;
   ++sent_total_;
   return true;
+}
+
+std::optional<std::string> spf_dns_domain(const FeedbackReport& f) {
+  constexpr std::string_view kPrefix = "txt : ";
+  std::string_view v = f.spf_dns;
+  if (v.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  v.remove_prefix(kPrefix.size());
+  if (v.empty() || v.find(':') != std::string_view::npos) return std::nullopt;
+  return std::string(v);
+}
+
+std::string spf_dns_value(std::string_view domain, std::string_view record) {
+  std::string quoted;
+  for (char c : record) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  }
+  return "txt : " + std::string(domain) + " : \"" + quoted + "\"";
 }
 
 }  // namespace dmarc

@@ -283,6 +283,15 @@ FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, 
       ++res.dropped;
       continue;
     }
+    // SPF-DNS: the record as DNS has it now, or no field (RFC 6591 3.2).
+    if (auto spf_domain = spf_dns_domain(j.feedback)) {
+      DnsAnswer a = resolver.txt(*spf_domain);
+      std::string record;
+      for (const auto& t : a.records) {
+        if (t.size() >= 6 && ascii_iequals(t.substr(0, 6), "v=spf1")) record = t;
+      }
+      j.feedback.spf_dns = record.empty() ? std::string() : spf_dns_value(*spf_domain, record);
+    }
     std::vector<std::string> addresses;
     for (const auto& d : ok) addresses.push_back(d.address);
     FailureMail m = mail_for(j, "failure", " DMARC failure reports", addresses);

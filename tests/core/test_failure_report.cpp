@@ -263,3 +263,15 @@ TEST_CASE("local forensic reports: own domains, what is kept, and the explanatio
   REQUIRE(b.size() == 1);
   CHECK_THAT(b[0].text, Catch::Contains("a null-sender message: a bounce or an auto-reply"));
 }
+
+TEST_CASE("failure reports: SPF-DNS is left for the sender to complete", "[failure]") {
+  Verdict v = verdict("v=DMARC1; p=reject", Alignment::Fail, Alignment::Fail);
+  MessageDecision d;
+  FeedbackReport r = feedback_for(facts(AuthResult::Fail, {}), v, d, "", "ua", "");
+  CHECK(r.spf_dns == "txt : evil.example");
+  CHECK(spf_dns_domain(r) == "evil.example");
+  CHECK(feedback_for(facts(AuthResult::Pass, {}), v, d, "", "ua", "").spf_dns.empty());
+  r.spf_dns = spf_dns_value("evil.example", "v=spf1 -all");
+  CHECK(r.spf_dns == "txt : evil.example : \"v=spf1 -all\"");
+  CHECK_FALSE(spf_dns_domain(r));  // complete: nothing left to do
+}

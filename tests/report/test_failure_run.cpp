@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -269,4 +270,24 @@ TEST_CASE("redaction (RFC 6590): recipients' local parts become keyed tokens, th
   auto p = parse_failure_mail(f.sent().at(0).second);
   REQUIRE(p);
   CHECK(p.value().feedback.original_rcpt_to == std::vector<std::string>{"<" + a + ">"});
+}
+
+TEST_CASE("run_failures: SPF-DNS carries the SPF record as DNS has it, or is left out", "[run][failure]") {
+  Fixture f;
+  f.dns.add_txt("evil.example", "v=spf1 ip4:203.0.113.0/24 \"-all");
+  FailureJob a = job("example.com", {"mailto:ruf@example.com"}, 1);
+  a.feedback.spf_dns = "txt : evil.example";
+  FailureJob b = job("example.com", {"mailto:ruf@example.com"}, 2);
+  b.feedback.spf_dns = "txt : nospf.example";
+  REQUIRE_FALSE(f.store->add_failure_jobs({a, b}));
+  auto m = f.file_mailer();
+  REQUIRE(f.run(m.get(), f.options()).sent == 2);
+  std::map<std::string, std::string> by_ip;
+  for (const auto& [rcpt, mail] : f.sent()) {
+    auto p = parse_failure_mail(mail);
+    REQUIRE(p);
+    by_ip[p.value().feedback.source_ip] = p.value().feedback.spf_dns;
+  }
+  CHECK(by_ip["192.0.2.1"] == "txt : evil.example : \"v=spf1 ip4:203.0.113.0/24 \\\"-all\"");
+  CHECK(by_ip["192.0.2.2"].empty());
 }

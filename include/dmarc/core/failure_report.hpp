@@ -89,6 +89,13 @@ struct FailureJob {
   std::int64_t updated = 0;
 };
 
+// spf_dns_domain - the domain of an SPF-DNS field that feedback_for left
+// for the sender to complete ("txt : DOMAIN"), nullopt otherwise.
+// spf_dns_value - the complete field: txt : DOMAIN : "RECORD" (RFC 6591
+// 3.2, the record as a quoted-string).
+std::optional<std::string> spf_dns_domain(const FeedbackReport& f);
+std::string spf_dns_value(std::string_view domain, std::string_view record);
+
 // rfc5322_date - epoch seconds T as an RFC 5322 3.3 date-time in UTC,
 // "Mon, 07 Dec 2026 10:00:00 +0000".
 std::string rfc5322_date(std::int64_t t);
