@@ -49,6 +49,7 @@ std::vector<SourceSummary> summarize_sources(std::string_view domain, const std:
       if ((d.result == AuthResult::Fail || d.result == AuthResult::PermError) && within(d.domain, domain))
         s.domain_dkim_failed = true;
     }
+    if (r.list_id) s.forwarder_override = true;  // a List-Id: a mailing list
     for (const auto& o : r.overrides) {
       if (o.reason == OverrideReason::TrustedForwarder || o.reason == OverrideReason::MailingList ||
           o.reason == OverrideReason::Forwarded)

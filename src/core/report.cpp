@@ -178,6 +178,7 @@ std::vector<AggregateRecord> aggregate_records(const MessageFacts& facts, const 
     }
     if (facts.spf) r.spf = SpfAuthResult{facts.spf->domain, facts.spf->scope, facts.spf->result};
     r.action = verdict.decision.action;
+    r.list_id = facts.list_id;
     out.push_back(std::move(r));
   }
   return out;
@@ -259,6 +260,8 @@ std::string record_key(const AggregateRecord& r) {
   f.push_back(dk);
   if (r.spf) f.push_back({r.spf->domain, std::string(to_token(r.spf->scope)), std::string(to_token(r.spf->result))});
   else f.push_back({});
+  // Added with schema 5; only when set, so the keys of earlier rows stay.
+  if (r.list_id) f.push_back({"list"});
   return encode_fields(f);
 }
 

@@ -108,6 +108,8 @@ void Session::header(std::string_view name, std::string_view value) {
     if (id && engine_->is_our_authserv_id(*id)) forged_ar_.push_back(static_cast<int>(ar_count_));
   } else if (ascii_iequals(name, "DKIM-Signature")) {
     ++dkim_signature_fields_;
+  } else if (ascii_iequals(name, "List-Id")) {
+    facts_.list_id = true;
   }
   if (keep_headers_ && header_section_.size() + name.size() + value.size() + 2 <= kMaxKeptHeaderBytes) {
     header_section_.append(name).append(":");

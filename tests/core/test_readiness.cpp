@@ -120,3 +120,17 @@ TEST_CASE("readiness: clean mail recommends the next step; too little data recom
   loose.max_legitimate_at_risk = 0.10;
   CHECK(assess("example.com", ReportPeriod{}, crm, s, loose).recommendation == "go to quarantine");
 }
+
+TEST_CASE("readiness: a source whose mail carries List-Id is a forwarder", "[readiness]") {
+  AggregateRecord r = row(kFirstDay, "203.0.113.9", 10, DmarcResult::Fail,
+                          SpfAuthResult{"lists.example.net", SpfScope::MailFrom, AuthResult::Pass});
+  r.list_id = true;
+  auto s = summarize_sources("example.com", {r});
+  REQUIRE(s.size() == 1);
+  classify("example.com", s[0]);
+  CHECK(s[0].cls == SourceClass::Forwarder);
+  r.list_id = false;
+  auto t = summarize_sources("example.com", {r});
+  classify("example.com", t[0]);
+  CHECK(t[0].cls == SourceClass::Unauthenticated);
+}

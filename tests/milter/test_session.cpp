@@ -405,3 +405,10 @@ TEST_CASE("session: the header section and body are kept only for failure report
   CHECK_FALSE(own.header_section.empty());
   CHECK(own.body_section.empty());
 }
+
+TEST_CASE("session: a List-Id field is noted in the facts", "[session]") {
+  Msg m;
+  CHECK_FALSE(run(engine(), m).facts.list_id);
+  m.headers.push_back({"List-Id", " Talk <talk.lists.example.org>"});
+  CHECK(run(engine(), m).facts.list_id);
+}

@@ -530,3 +530,23 @@ TEST_CASE("failure jobs: queued, read back whole, updated, counted for the rate 
   REQUIRE(e);
   CHECK(store->pending_failure_jobs(10).value().empty());
 }
+
+TEST_CASE("rows remember a List-Id; it is part of the key", "[store]") {
+  TempDir dir;
+  auto store = open_ok(dir.file("l.db"));
+  AggregateRecord plain = sample();
+  AggregateRecord list = sample();
+  list.list_id = true;
+  CHECK(record_key(plain) != record_key(list));
+  REQUIRE_FALSE(store->add({plain, list, list}));
+  auto recs = store->records("example.com", 0, 30000).value();
+  REQUIRE(recs.size() == 2);
+  int lists = 0;
+  for (const auto& r : recs) {
+    if (r.list_id) {
+      ++lists;
+      CHECK(r.count == 2);
+    }
+  }
+  CHECK(lists == 1);
+}

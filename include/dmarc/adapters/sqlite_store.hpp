@@ -16,7 +16,7 @@
 //       this program is refused;
 //     - a file that is not a database (or is corrupt: quick_check) is an
 //       error naming the file.
-//   Tables (version 4): agg_rows (policy_domain, day, row_key unique; the
+//   Tables (version 5; agg_rows.list_id since 5): agg_rows (policy_domain, day, row_key unique; the
 //   key fields as columns; count; last_seen), report_state (policy_domain,
 //   begin, end_, destination primary key; status, attempts, last_error,
 //   report_id, updated), failure_jobs (version 3: id, created,
@@ -37,7 +37,7 @@
 
 namespace dmarc {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 Expected<std::shared_ptr<Store>, std::string> open_store(std::string_view uri);
 

@@ -101,6 +101,7 @@ struct MessageFacts {
   std::vector<DkimFacts> dkim;  // one per DKIM-Signature, in header order
   std::size_t dkim_omitted = 0; // signatures beyond those listed
   std::size_t removed_ar = 0;   // forged Authentication-Results removed
+  bool list_id = false;         // a List-Id field (RFC 2919): mail from a mailing list
 };
 
 struct DecideOptions {

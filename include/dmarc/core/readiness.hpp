@@ -12,9 +12,10 @@
 //   messages, aligned passes, the SPF domains and DKIM d= seen. Each source
 //   gets one class, by this rule (the only place it is decided):
 //     aligned                 at least 95% of its messages pass DMARC
-//     forwarder               a forwarder or mailing list: a local
-//                             trusted_forwarder, mailing_list or forwarded
-//                             override was recorded; or an aligned DKIM
+//     forwarder               a forwarder or mailing list: a List-Id
+//                             field, or a local trusted_forwarder,
+//                             mailing_list or forwarded override, was
+//                             recorded; or an aligned DKIM
 //                             pass with SPF failing (the path changed, the
 //                             signature survived); or a signature of the
 //                             domain that failed (modified in transit) from

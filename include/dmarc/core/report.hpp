@@ -37,6 +37,8 @@
 //                       all signatures evaluated), at most kMaxReportedDkim
 //     spf               the SPF result with its domain and scope
 //     action            what dmarc-milter did with the message
+//     list_id           whether it carried a List-Id field (readiness: a
+//                       mailing list); not in the report XML
 //   count and last_seen are not part of the key.
 #pragma once
 
@@ -103,6 +105,7 @@ struct AggregateRecord {
   std::vector<DkimAuthResult> dkim;
   std::optional<SpfAuthResult> spf;
   Action action = Action::Accept;
+  bool list_id = false;  // the message came with a List-Id field (a mailing list)
   // Not part of the key:
   std::uint64_t count = 1;
   std::int64_t last_seen = 0;  // epoch seconds of the latest message

@@ -73,6 +73,8 @@ constexpr const char* kMigrations[] = {
     // 4: local forensic reports of OwnDomains share the queue.
     "ALTER TABLE failure_jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'ruf';"
     "ALTER TABLE failure_jobs ADD COLUMN text TEXT NOT NULL DEFAULT '';",
+    // 5: whether the messages of a row came from a mailing list (List-Id).
+    "ALTER TABLE agg_rows ADD COLUMN list_id INTEGER NOT NULL DEFAULT 0;",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -226,7 +228,7 @@ std::optional<std::string> SqliteStore::setup() {
   upsert_ = prepare(
       "INSERT INTO agg_rows (policy_domain, day, row_key, policy, rua, source_ip, header_from, envelope_from,"
       " envelope_to, result, requested, disposition, dkim_alignment, spf_alignment, action, overrides, dkim, spf,"
-      " count, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)"
+      " count, last_seen, list_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"
       " ON CONFLICT (policy_domain, day, row_key) DO UPDATE SET"
       " count = CASE WHEN count > 9223372036854775807 - excluded.count THEN 9223372036854775807"
       " ELSE count + excluded.count END,"
@@ -295,6 +297,7 @@ std::optional<StoreError> SqliteStore::add(const std::vector<AggregateRecord>& b
     sqlite3_bind_int64(s, 19, r.count > static_cast<std::uint64_t>(kMaxCount) ? kMaxCount
                                                                               : static_cast<std::int64_t>(r.count));
     sqlite3_bind_int64(s, 20, r.last_seen);
+    sqlite3_bind_int(s, 21, r.list_id ? 1 : 0);
     if (sqlite3_step(s) != SQLITE_DONE) {
       StoreError e = store_error("add");
       sqlite3_reset(s);
@@ -409,6 +412,7 @@ std::optional<AggregateRecord> decode_row(sqlite3_stmt* q, std::string* why) {
   std::int64_t count = sqlite3_column_int64(q, 17);
   r.count = count < 0 ? 0 : static_cast<std::uint64_t>(count);
   r.last_seen = sqlite3_column_int64(q, 18);
+  r.list_id = sqlite3_column_int(q, 20) != 0;
   return r;
 }
 
@@ -419,7 +423,7 @@ Expected<std::vector<AggregateRecord>, StoreError> SqliteStore::records(std::str
   StmtPtr q = prepare(
       "SELECT policy_domain, day, policy, rua, source_ip, header_from, envelope_from, envelope_to, result,"
       " requested, disposition, dkim_alignment, spf_alignment, action, overrides, dkim, spf, count, last_seen,"
-      " rowid FROM agg_rows WHERE policy_domain = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source_ip, row_key",
+      " rowid, list_id FROM agg_rows WHERE policy_domain = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day, source_ip, row_key",
       &err);
   if (!q) return unexpected(StoreError{err});
   bind_text(q.get(), 1, ascii_lowercase(policy_domain));
