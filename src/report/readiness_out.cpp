@@ -80,6 +80,8 @@ std::string readiness_json(const Readiness& r) {
                             {"class", std::string(to_token(s.cls))},
                             {"messages", s.messages},
                             {"aligned_pass", s.aligned_pass},
+                            {"spf_domains", s.spf_domains},
+                            {"dkim_domains", s.dkim_domains},
                             {"fix", s.fix}});
   }
   j["projection"] = {{"quarantine", {{"affected", r.quarantine.affected}, {"legitimate", r.quarantine.legitimate}}},

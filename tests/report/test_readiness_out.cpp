@@ -59,6 +59,8 @@ TEST_CASE("readiness output: JSON with the stable keys", "[readiness]") {
   CHECK(j["sources"][1]["class"] == "authorised_misaligned");
   CHECK(j["sources"][1]["messages"] == 14);
   CHECK(j["sources"][1]["aligned_pass"] == 0);
+  CHECK(j["sources"][1]["spf_domains"] == nlohmann::json::array({"crm.example"}));
+  CHECK(j["sources"][1]["dkim_domains"].empty());
   CHECK(j["projection"]["reject"]["affected"] == 14);
   CHECK(j["projection"]["reject"]["legitimate"] == 14);
   CHECK(j["projection"]["quarantine"]["legitimate"] == 14);

@@ -7,7 +7,7 @@
 //   recommendation, and the fixes of the sources to fix first.
 //   readiness_json() has stable keys: domain, begin, end, days, policy,
 //   messages, aligned_pass, sources[] (ip, ptr, ptr_org, class, messages,
-//   aligned_pass, fix), projection {quarantine, reject} each {affected,
+//   aligned_pass, spf_domains, dkim_domains, fix), projection {quarantine, reject} each {affected,
 //   legitimate}, legitimate_at_risk, recommendation; written with
 //   nlohmann::json.
 //   readiness_html() is one self-contained page (no external asset, no
