@@ -48,6 +48,29 @@ std::string org_of(Resolver& resolver, const std::string& name, DmarcMode mode, 
 
 }  // namespace
 
+int run_exit_code(bool store_error, int failed, int deferred) noexcept {
+  if (store_error) return 74;
+  if (failed > 0) return 1;
+  if (deferred > 0) return 75;
+  return 0;
+}
+
+int AggregateRunResult::exit_code() const noexcept { return run_exit_code(store_error, failed, deferred); }
+
+std::string log_safe(std::string_view text, std::size_t max) {
+  std::string out(text.substr(0, max));
+  for (auto& ch : out) {
+    unsigned char u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) ch = '?';
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+RunLog safe_log(const RunLog& log) {
+  return [log](RunLogLevel level, const std::string& text) { log(level, log_safe(text)); };
+}
+
 AuthorizationStatus destination_authorized(Resolver& resolver, std::string_view policy_domain, std::string_view host,
                                            DmarcMode mode, const PublicSuffixList* psl, std::string* why) {
   bool temp = false;
@@ -64,9 +87,10 @@ AuthorizationStatus destination_authorized(Resolver& resolver, std::string_view 
 AggregateRunResult run_aggregate(Store& store, Resolver& resolver, Mailer* mailer, const PublicSuffixList* psl,
                                  const AggregateRunOptions& o, const RunLog& log) {
   AggregateRunResult res;
-  auto info = [&](const std::string& s) { log(RunLogLevel::Info, s); };
-  auto warn = [&](const std::string& s) { log(RunLogLevel::Warning, s); };
-  auto error = [&](const std::string& s) { log(RunLogLevel::Error, s); };
+  const RunLog say = safe_log(log);
+  auto info = [&](const std::string& s) { say(RunLogLevel::Info, s); };
+  auto warn = [&](const std::string& s) { say(RunLogLevel::Warning, s); };
+  auto error = [&](const std::string& s) { say(RunLogLevel::Error, s); };
   const bool preview = o.out_dir.has_value();
   const std::int64_t first = o.period.first_day(), last = o.period.last_day();
   const std::string span = format_day(first) + (first == last ? "" : " to " + format_day(last));

@@ -88,9 +88,10 @@ std::optional<std::string> maildir_deliver(const std::string& dir, const std::st
 FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, const PublicSuffixList* psl,
                               const FailureRunOptions& o, const RunLog& log) {
   FailureRunResult res;
-  auto info = [&](const std::string& s) { log(RunLogLevel::Info, s); };
-  auto warn = [&](const std::string& s) { log(RunLogLevel::Warning, s); };
-  auto error = [&](const std::string& s) { log(RunLogLevel::Error, s); };
+  const RunLog say = safe_log(log);
+  auto info = [&](const std::string& s) { say(RunLogLevel::Info, s); };
+  auto warn = [&](const std::string& s) { say(RunLogLevel::Warning, s); };
+  auto error = [&](const std::string& s) { say(RunLogLevel::Error, s); };
   const bool preview = o.out_dir.has_value();
 
   auto jobs = store.pending_failure_jobs(o.batch);

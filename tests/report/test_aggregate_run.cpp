@@ -272,3 +272,20 @@ TEST_CASE("run_aggregate: !size, NoReportsList, --out, expiry", "[run]") {
     CHECK(f.store->records("example.com", kDay, kDay).value().size() == 1);
   }
 }
+
+TEST_CASE("run_aggregate: DNS text in the log cannot start a line of its own", "[run]") {
+  Fixture f;
+  REQUIRE_FALSE(f.store->add({row("example.com", "192.0.2.1", {"https://x.example/\ndmarc-report: FORGED\x1b[2J"})}));
+  auto m = f.file_mailer();
+  f.run(m.get());
+  bool seen = false;
+  for (const auto& l : f.log) {
+    CHECK(l.find('\n') == std::string::npos);
+    CHECK(l.find('\x1b') == std::string::npos);
+    seen = seen || l.find("https://x.example/?dmarc-report: FORGED?[2J") != std::string::npos;
+  }
+  CHECK(seen);
+  CHECK(log_safe(std::string(5000, 'a')).size() == 2048 + 3);
+  CHECK(run_exit_code(false, 0, 1) == 75);
+  CHECK(run_exit_code(true, 1, 1) == 74);
+}

@@ -73,16 +73,23 @@ struct AggregateRunResult {
   bool store_error = false;
   // exit_code - dmarc-report(8): 0 done, 75 something deferred, 1 some
   // report failed, 74 the store failed.
-  int exit_code() const noexcept {
-    if (store_error) return 74;
-    if (failed > 0) return 1;
-    if (deferred > 0) return 75;
-    return 0;
-  }
+  int exit_code() const noexcept;
 };
 
 enum class RunLogLevel { Info, Warning, Error };
 using RunLog = std::function<void(RunLogLevel, const std::string&)>;
+
+// run_exit_code - dmarc-report(8)'s exit status of a run: 74 the store
+// failed, 1 something was given up, 75 something deferred, else 0.
+int run_exit_code(bool store_error, int failed, int deferred) noexcept;
+
+// log_safe - TEXT for one log line: what DNS (rua, ruf, PTR) or a message
+// (From domain, MAIL FROM) put there may hold line breaks and terminal
+// escapes: control characters become '?', and at most MAX bytes are kept.
+std::string log_safe(std::string_view text, std::size_t max = 2048);
+// safe_log - LOG with every line passed through log_safe; what the runs
+// log through.
+RunLog safe_log(const RunLog& log);
 
 // destination_authorized - RFC 7489 7.1 / RFC 9990 4 for one report
 // destination: Authorized when HOST is within POLICY_DOMAIN's

@@ -63,12 +63,7 @@ struct FailureRunResult {
   int deferred = 0;  // left pending (temporary failures)
   int failed = 0;    // given up
   bool store_error = false;
-  int exit_code() const noexcept {
-    if (store_error) return 74;
-    if (failed > 0) return 1;
-    if (deferred > 0) return 75;
-    return 0;
-  }
+  int exit_code() const noexcept { return run_exit_code(store_error, failed, deferred); }
 };
 
 FailureRunResult run_failures(Store& store, Resolver& resolver, Mailer* mailer, const PublicSuffixList* psl,
