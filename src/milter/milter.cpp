@@ -36,11 +36,18 @@ void record(const Engine& engine, const Outcome& o) {
   rec->submit(aggregate_records(o.facts, o, now.count()));
   static const std::string agent = std::string("dmarc-milter/") + build::kVersion;
   if (engine.config.failure_reports) {
+    // The original is put together only for a message that gets a report
+    // (most get none): no copy of a 1 MiB body for passing mail.
     const bool whole = engine.config.failure_report_whole_message;
-    auto jobs = failure_jobs(o.facts, o, whole ? o.header_section + "\n" + o.body_section : o.header_section,
-                             engine.config.failure_reports_on_none, agent, now.count());
-    for (auto& j : jobs) j.whole_message = whole;
-    rec->submit_failures(std::move(jobs));
+    auto jobs = failure_jobs(o.facts, o, "", engine.config.failure_reports_on_none, agent, now.count());
+    if (!jobs.empty()) {
+      std::string original = whole ? o.header_section + "\n" + o.body_section : o.header_section;
+      for (auto& j : jobs) {
+        j.original = original;
+        j.whole_message = whole;
+      }
+      rec->submit_failures(std::move(jobs));
+    }
   }
   if (engine.config.keeps_forensics()) {
     rec->submit_failures(
