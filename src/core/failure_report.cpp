@@ -143,14 +143,27 @@ bool is_own_domain(const std::vector<std::string>& own, std::string_view domain)
 
 bool local_forensic_due(const Verdict& v) noexcept { return v.result == DmarcResult::Fail; }
 
+// shown - untrusted text for one line of a report's text part: control
+// characters become '?', at most 512 bytes.
+static std::string shown(std::string_view s) {
+  std::string out(s.substr(0, 512));
+  for (auto& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
 std::string forensic_explanation(const MessageFacts& facts, const Verdict& v, const MessageDecision& d) {
   std::string t;
+  // The values come from the envelope, the header and DNS: each is shown
+  // on its own line, so a line break in one cannot forge another line.
   auto line = [&](const std::string& label, const std::string& value) {
     t += label;
     t.append(label.size() < 14 ? 14 - label.size() : 1, ' ');
-    t += value + "\n";
+    t += shown(value) + "\n";
   };
-  t += "A message claiming to be from " + v.author_domain + " failed DMARC.\n\n";
+  const std::string author = shown(v.author_domain);
+  t += "A message claiming to be from " + author + " failed DMARC.\n\n";
   line("Source IP:", facts.client_ip.empty() ? "(none: a local submission)" : facts.client_ip);
   line("Client name:", facts.client_name.empty() ? "(unknown)" : facts.client_name);
   line("HELO:", facts.helo);
@@ -175,15 +188,15 @@ std::string forensic_explanation(const MessageFacts& facts, const Verdict& v, co
     if (!k.reason.empty() && k.result != AuthResult::Pass) sig += " (" + k.reason + ")";
     line("DKIM:", sig);
   }
-  t += "\nWhy DMARC failed (alignment with " + v.author_domain + "):\n";
-  const std::string org = v.org_domain.empty() ? v.author_domain : v.org_domain;
+  t += "\nWhy DMARC failed (alignment with " + author + "):\n";
+  const std::string org = v.org_domain.empty() ? author : shown(v.org_domain);
   const bool strict_spf = v.record && v.record->aspf == AlignmentMode::Strict;
   const bool strict_dkim = v.record && v.record->adkim == AlignmentMode::Strict;
   if (v.spf_alignment == Alignment::Pass) {
     t += "- SPF passed and is aligned.\n";
   } else if (facts.spf && facts.spf->result == AuthResult::Pass) {
-    t += "- SPF passed for " + facts.spf->domain + ", which is not " +
-         (strict_spf ? v.author_domain + " (aspf=s: the same domain is needed)" : "within " + org) + ".\n";
+    t += "- SPF passed for " + shown(facts.spf->domain) + ", which is not " +
+         (strict_spf ? author + " (aspf=s: the same domain is needed)" : "within " + org) + ".\n";
   } else {
     t += "- SPF did not pass" + (facts.spf ? " (" + std::string(to_token(facts.spf->result)) + ")" : "") + ".\n";
   }
@@ -192,14 +205,14 @@ std::string forensic_explanation(const MessageFacts& facts, const Verdict& v, co
     if (k.result != AuthResult::Pass) continue;
     any_dkim_pass = true;
     if (v.dkim_alignment != Alignment::Pass)
-      t += "- DKIM passed for d=" + k.domain + ", which is not " +
-           (strict_dkim ? v.author_domain + " (adkim=s: the same domain is needed)" : "within " + org) + ".\n";
+      t += "- DKIM passed for d=" + shown(k.domain) + ", which is not " +
+           (strict_dkim ? author + " (adkim=s: the same domain is needed)" : "within " + org) + ".\n";
   }
   if (v.dkim_alignment == Alignment::Pass) t += "- DKIM passed and is aligned.\n";
   else if (!any_dkim_pass) t += "- No DKIM signature passed.\n";
   t += "\nWhat happened:  " + std::string(to_token(d.action)) +
        (v.overrides.empty() ? "" : " (" + std::string(to_token(v.overrides.front().reason)) +
-                                       (v.overrides.front().comment.empty() ? "" : ": " + v.overrides.front().comment) +
+                                       (v.overrides.front().comment.empty() ? "" : ": " + shown(v.overrides.front().comment)) +
                                        ")") +
        "; the policy found: p=" + (v.record ? std::string(to_token(v.requested)) : std::string("none")) + "\n";
   std::string kept = v.overrides.empty() ? "" : " (unless your local policy keeps it, as it did here)";

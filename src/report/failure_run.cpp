@@ -21,14 +21,16 @@ namespace {
 std::string explanation(const FailureJob& j, const std::string& org_name) {
   const FeedbackReport& f = j.feedback;
   std::string t = "This is a DMARC failure report (RFC 7489 7.3, RFC 6591) from " + org_name +
-                  " for a message claiming to be from " + j.reported_domain + ".\n\n";
-  t += "Source IP:           " + f.source_ip + "\n";
-  t += "MAIL FROM:           " + f.original_mail_from + "\n";
+                  " for a message claiming to be from " + log_safe(j.reported_domain, 256) + ".\n\n";
+  // Envelope and header text, one line each (log_safe: no line breaks).
+  t += "Source IP:           " + log_safe(f.source_ip, 64) + "\n";
+  t += "MAIL FROM:           " + log_safe(f.original_mail_from, 512) + "\n";
   t += "Arrival:             " + f.arrival_date + "\n";
   t += "Identity-Alignment:  " + f.identity_alignment + " (the mechanisms that gave an aligned pass)\n";
   t += "What was done:       " + f.delivery_result + "\n";
-  for (const auto& ar : f.authentication_results) t += "Authentication-Results: " + ar + "\n";
-  if (!f.dkim_domain.empty()) t += "Failed DKIM signature: d=" + f.dkim_domain + " s=" + f.dkim_selector + "\n";
+  for (const auto& ar : f.authentication_results) t += "Authentication-Results: " + log_safe(ar) + "\n";
+  if (!f.dkim_domain.empty())
+    t += "Failed DKIM signature: d=" + log_safe(f.dkim_domain, 256) + " s=" + log_safe(f.dkim_selector, 256) + "\n";
   t += "\nThe message's header section is attached.\n";
   return t;
 }

@@ -275,3 +275,27 @@ TEST_CASE("failure reports: SPF-DNS is left for the sender to complete", "[failu
   CHECK(r.spf_dns == "txt : evil.example : \"v=spf1 -all\"");
   CHECK_FALSE(spf_dns_domain(r));  // complete: nothing left to do
 }
+
+TEST_CASE("local forensic reports: envelope and DNS text cannot forge lines of the explanation", "[failure][forensic]") {
+  test::StaticResolver dns;
+  dns.add_txt("_dmarc.example.com", "v=DMARC1; p=none");
+  DecideOptions o;
+  MessageFacts f = facts(AuthResult::Fail, {});
+  f.from_fields = {" news@example.com"};
+  f.helo = "evil\nSPF:          pass for example.com";
+  f.mail_from = "x\r\nWhat happened:  nothing@evil.example";
+  f.rcpt_to = {std::string(5000, 'r') + "@example.net"};
+  auto jobs = local_forensic_jobs(f, decide(dns, f, o), {"example.com"}, "", "ua", 0);
+  REQUIRE(jobs.size() == 1);
+  const std::string& t = jobs[0].text;
+  CHECK_THAT(t, Catch::Contains("HELO:         evil?SPF:          pass for example.com\n"));
+  CHECK(t.find("\nWhat happened:  nothing") == std::string::npos);
+  std::size_t longest = 0, start = 0;
+  for (std::size_t i = 0; i <= t.size(); ++i) {
+    if (i == t.size() || t[i] == '\n') {
+      longest = std::max(longest, i - start);
+      start = i + 1;
+    }
+  }
+  CHECK(longest <= 14 + 512);
+}
