@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "dmarc/core/domain.hpp"
+#include "dmarc/core/report.hpp"
 
 namespace dmarc {
 
@@ -117,11 +118,7 @@ std::vector<FailureJob> failure_jobs(const MessageFacts& facts, const MessageVer
     j.created = now;
     j.reported_domain = v.author_domain;
     j.policy_domain = v.record_domain;
-    for (const auto& u : v.record->ruf) {
-      std::string uri = u.uri;
-      if (u.max_size) uri += "!" + std::to_string(u.max_size);
-      j.ruf.push_back(std::move(uri));
-    }
+    for (const auto& u : v.record->ruf) j.ruf.push_back(uri_with_size(u));
     j.feedback = feedback_for(facts, v, verdict.decision, verdict.ar_value.value_or(""), user_agent, rfc5322_date(now));
     j.original = std::string(original);
     out.push_back(std::move(j));

@@ -161,7 +161,7 @@ std::vector<AggregateRecord> aggregate_records(const MessageFacts& facts, const 
     p.discovery = v.discovery;
     // The URI with its !size, as published (a limit in its largest unit),
     // so that report_destinations() reads the limit back.
-    for (const auto& u : rec.rua) p.rua.push_back(u.uri + size_suffix(u.max_size));
+    for (const auto& u : rec.rua) p.rua.push_back(uri_with_size(u));
     r.source_ip = facts.client_ip;
     r.header_from = v.author_domain;
     r.envelope_from = ascii_lowercase(domain_of(facts.mail_from));
@@ -315,6 +315,8 @@ std::string report_subject(std::string_view policy_domain, std::string_view subm
   return "Report Domain: " + std::string(policy_domain) + " Submitter: " + std::string(submitter) + " Report-ID: <" +
          std::string(id) + ">";
 }
+
+std::string uri_with_size(const ReportUri& u) { return u.uri + size_suffix(u.max_size); }
 
 std::vector<ReportDestination> report_destinations(const std::vector<std::string>& rua,
                                                    std::vector<std::string>* skipped) {

@@ -202,7 +202,7 @@ TEST_CASE("failure reports: the jobs a decided message gives", "[failure]") {
   const FailureJob& j = jobs[0];
   CHECK(j.reported_domain == "example.com");
   CHECK(j.policy_domain == "example.com");
-  CHECK(j.ruf == std::vector<std::string>{"mailto:ruf@example.com!2097152", "mailto:x@example.net"});
+  CHECK(j.ruf == std::vector<std::string>{"mailto:ruf@example.com!2m", "mailto:x@example.net"});
   CHECK(j.feedback.arrival_date == "Mon, 07 Dec 2026 10:00:00 +0000");
   CHECK(j.feedback.user_agent == "dmarc-milter/test");
   REQUIRE(j.feedback.authentication_results.size() == 1);

@@ -191,6 +191,11 @@ struct ReportDestination {
   bool operator==(const ReportDestination&) const = default;
 };
 
+// uri_with_size - a rua/ruf URI as published: its text and any !size
+// limit, in its largest exact unit ("mailto:a@example.com!10m"), so that
+// report_destinations() reads the limit back.
+std::string uri_with_size(const ReportUri& u);
+
 // report_destinations - the mailto destinations of RUA (others are put in
 // SKIPPED with why), duplicates dropped, at most kMaxReportUris.
 std::vector<ReportDestination> report_destinations(const std::vector<std::string>& rua,
