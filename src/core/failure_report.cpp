@@ -321,7 +321,7 @@ std::optional<std::string> apply_feedback_field(FeedbackReport& f, std::string_v
 }
 
 void FailureRateLimit::roll(std::int64_t now) {
-  std::int64_t hour = now >= 0 ? now / 3600 : -1 - (-now - 1) / 3600;
+  std::int64_t hour = now >= 0 ? now / period_ : -1 - (-now - 1) / period_;
   if (hour == hour_) return;
   hour_ = hour;
   sent_total_ = 0;

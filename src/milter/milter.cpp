@@ -26,6 +26,22 @@ std::mutex g_engine_mutex;
 std::shared_ptr<const Engine> g_engine;
 std::shared_ptr<Recorder> g_recorder;
 
+// The failure jobs' gate, for the limits of the running configuration.
+std::mutex g_gate_mutex;
+std::shared_ptr<FailureJobGate> g_gate;
+std::string g_gate_key;
+std::shared_ptr<FailureJobGate> failure_gate(const Config& c) {
+  std::string key = std::to_string(c.failure_report_rate_domain) + "/" + std::to_string(c.failure_report_rate_total) +
+                    "/" + std::to_string(c.forensic_max_per_day);
+  std::lock_guard<std::mutex> lock(g_gate_mutex);
+  if (!g_gate || key != g_gate_key) {
+    g_gate = std::make_shared<FailureJobGate>(c.failure_report_rate_domain, c.failure_report_rate_total,
+                                              c.forensic_max_per_day);
+    g_gate_key = key;
+  }
+  return g_gate;
+}
+
 // record - the message's aggregate records to the recorder (it only
 // queues them; the writer thread does the I/O).
 void record(const Engine& engine, const Outcome& o) {
@@ -40,6 +56,7 @@ void record(const Engine& engine, const Outcome& o) {
     // (most get none): no copy of a 1 MiB body for passing mail.
     const bool whole = engine.config.failure_report_whole_message;
     auto jobs = failure_jobs(o.facts, o, "", engine.config.failure_reports_on_none, agent, now.count());
+    if (!jobs.empty()) jobs = failure_gate(engine.config)->admit(std::move(jobs), now.count(), nullptr);
     if (!jobs.empty()) {
       std::string original = whole ? o.header_section + "\n" + o.body_section : o.header_section;
       for (auto& j : jobs) {
@@ -50,8 +67,10 @@ void record(const Engine& engine, const Outcome& o) {
     }
   }
   if (engine.config.keeps_forensics()) {
-    rec->submit_failures(
-        local_forensic_jobs(o.facts, o, engine.config.own_domains, o.header_section, agent, now.count()));
+    auto jobs = local_forensic_jobs(o.facts, o, engine.config.own_domains, "", agent, now.count());
+    if (!jobs.empty()) jobs = failure_gate(engine.config)->admit(std::move(jobs), now.count(), nullptr);
+    for (auto& j : jobs) j.original = o.header_section;
+    if (!jobs.empty()) rec->submit_failures(std::move(jobs));
   }
 }
 std::atomic<int> g_open_messages{0};

@@ -231,6 +231,21 @@ void Recorder::run() {
   }
 }
 
+std::vector<FailureJob> FailureJobGate::admit(std::vector<FailureJob> jobs, std::int64_t now,
+                                              std::uint64_t* dropped) {
+  std::vector<FailureJob> out;
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& j : jobs) {
+    FailureRateLimit& limit = j.kind == FailureJobKind::Local ? local_ : ruf_;
+    if (limit.admit(j.reported_domain, now)) {
+      out.push_back(std::move(j));
+    } else if (dropped) {
+      ++*dropped;
+    }
+  }
+  return out;
+}
+
 bool should_record(const std::vector<std::string>& ignore_mail_to, std::string_view report_sender,
                    const MessageFacts& facts) noexcept {
   if (!report_sender.empty() && ascii_iequals(facts.mail_from, report_sender)) return false;

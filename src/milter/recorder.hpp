@@ -102,6 +102,24 @@ class Recorder {
   std::atomic<bool> store_ok_{false};
 };
 
+// FailureJobGate - the failure reports' limits applied where they are
+// queued: what dmarc-report would drop over FailureReportRateDomain /
+// FailureReportRateTotal (per hour) or ForensicMaxPerDay (per day) is not
+// written to the store at all, so a flood of spoofs cannot fill the disk
+// with jobs nobody will send. Counted per process; dmarc-report still
+// applies the limits across a fleet. Thread-safe.
+class FailureJobGate {
+ public:
+  FailureJobGate(std::uint64_t rate_domain, std::uint64_t rate_total, std::uint64_t forensic_per_day)
+      : ruf_(rate_domain, rate_total), local_(forensic_per_day, UINT64_MAX, 86400) {}
+  // admit - the jobs of JOBS within the limits at NOW; DROPPED counts the rest.
+  std::vector<FailureJob> admit(std::vector<FailureJob> jobs, std::int64_t now, std::uint64_t* dropped);
+
+ private:
+  std::mutex mu_;
+  FailureRateLimit ruf_, local_;
+};
+
 // should_record - the loop guards (issue 13): a message to an IgnoreMailTo
 // address or domain, or from our own REPORT_SENDER, is not recorded.
 bool should_record(const std::vector<std::string>& ignore_mail_to, std::string_view report_sender,

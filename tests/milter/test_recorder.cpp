@@ -292,3 +292,27 @@ TEST_CASE("recorder: a failing store with a full queue leaves the writer idle un
   r.stop(200ms);
   CHECK(r.stats().lost == 2000);
 }
+
+TEST_CASE("FailureJobGate: a flood of failure jobs is cut at the limits before it reaches the store", "[recorder]") {
+  FailureJobGate gate(5, 8, 3);
+  std::vector<FailureJob> flood;
+  for (int i = 0; i < 1000; ++i) {
+    FailureJob j;
+    j.reported_domain = i % 2 ? "example.com" : "example.org";
+    j.kind = i % 10 == 0 ? FailureJobKind::Local : FailureJobKind::Ruf;
+    flood.push_back(j);
+  }
+  std::uint64_t dropped = 0;
+  auto kept = gate.admit(flood, 1796637600, &dropped);
+  std::size_t ruf = 0, local = 0;
+  for (const auto& j : kept) (j.kind == FailureJobKind::Local ? local : ruf)++;
+  CHECK(ruf == 8);    // 5 for one domain, then the total of 8
+  CHECK(local == 3);  // ForensicMaxPerDay for example.org (every tenth job is one of its)
+  CHECK(dropped == 1000 - kept.size());
+  // The next hour: ruf jobs again; the day's forensic limit still holds.
+  auto later = gate.admit(flood, 1796637600 + 3600, nullptr);
+  std::size_t local_later = 0;
+  for (const auto& j : later) local_later += j.kind == FailureJobKind::Local;
+  CHECK(later.size() == 8);
+  CHECK(local_later == 0);
+}

@@ -148,14 +148,17 @@ std::optional<std::string> apply_feedback_field(FeedbackReport& f, std::string_v
 // to DOMAIN's count, or to the total when DOMAIN is "".
 class FailureRateLimit {
  public:
-  FailureRateLimit(std::uint64_t per_domain, std::uint64_t total) : per_domain_(per_domain), total_(total) {}
+  // PERIOD: the window in seconds (an hour; a day for ForensicMaxPerDay).
+  FailureRateLimit(std::uint64_t per_domain, std::uint64_t total, std::int64_t period = 3600)
+      : per_domain_(per_domain), total_(total), period_(period) {}
   bool admit(std::string_view domain, std::int64_t now);
   void preload(std::string_view domain, std::int64_t now, std::uint64_t sent);
 
  private:
   void roll(std::int64_t now);
   std::uint64_t per_domain_, total_;
-  std::int64_t hour_ = -1;
+  std::int64_t period_;
+  std::int64_t hour_ = -1;  // the current window
   std::uint64_t sent_total_ = 0;
   std::vector<std::pair<std::string, std::uint64_t>> sent_;  // per domain, this hour
 };
