@@ -18,6 +18,7 @@ BUILD_PKGS="
   libsqlite3-dev
   libxml2-dev zlib1g-dev libgmime-3.0-dev libcurl4-openssl-dev
   nlohmann-json3-dev
+  libmicrohttpd-dev
 "
 # The test suite starts its own DNS server (NSD) on 127.0.0.1 and uses
 # Catch2 v2 for the unit tests; ldnsutils gives drill for debugging zones.
@@ -27,6 +28,10 @@ BUILD_PKGS="
 # Reports: xmllint (libxml2-utils) validates generated XML against the XSDs;
 # sqlite3 lets the store tests look into a database as an admin would;
 # chromium (headless) renders the readiness HTML page in its test.
+# libmicrohttpd-dev (above): the /metrics endpoint (MetricsListen).
+# Issue 15: m4 and libwrap0 for the unpacked Sendmail (below), mandoc for
+# the man page lint, debhelper and lintian for packaging/build-deb.sh and its
+# test; curl fetches /metrics in the metrics test.
 TEST_PKGS="
   catch2 libyaml-cpp-dev
   nsd
@@ -35,7 +40,16 @@ TEST_PKGS="
   postfix
   libxml2-utils sqlite3
   chromium
+  m4 libwrap0 mandoc
+  debhelper lintian dpkg-dev
+  curl
 "
+# Packages the tests use unpacked, never installed: sendmail-bin conflicts
+# with postfix; opendmarc's shipped /etc/opendmarc.conf is what
+# "dmarc-milter -n -c opendmarc.conf" is tested on. They go to $UNPACK_DIR
+# (tests read DMARC_TEST_UNPACKED, default below).
+UNPACK_PKGS="sendmail-bin sendmail-cf sendmail-base opendmarc"
+UNPACK_DIR=${DMARC_TEST_UNPACKED:-/var/cache/dmarc-milter-tests}
 
 pkgs="$BUILD_PKGS"
 if [ "${1:-}" = "--test" ]; then
@@ -61,6 +75,19 @@ else
   apt-get update -qq
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $pkgs
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  for pkg in $UNPACK_PKGS; do
+    if [ ! -f "$UNPACK_DIR/$pkg.unpacked" ]; then
+      mkdir -p "$UNPACK_DIR/debs"
+      chown _apt "$UNPACK_DIR/debs" 2>/dev/null || true
+      (cd "$UNPACK_DIR/debs" && rm -f "${pkg}"_*.deb && apt-get download -qq "$pkg")
+      dpkg -x "$UNPACK_DIR/debs/${pkg}"_*.deb "$UNPACK_DIR/root"
+      touch "$UNPACK_DIR/$pkg.unpacked"
+    fi
+  done
+  echo "install-deps.sh: unpacked $UNPACK_PKGS in $UNPACK_DIR/root"
 fi
 
 # Debian starts NSD as a system service on port 53 when it is installed, and
