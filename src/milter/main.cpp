@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +28,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -160,6 +162,29 @@ bool drop_privileges(const std::string& spec, const std::string& unix_socket) {
       return false;
     }
     gid = gr->gr_gid;
+  }
+  // Started as that user already (systemd User=, the packaged unit): there
+  // is nothing to drop, and setgroups() would fail without CAP_SETGID. The
+  // group must then be the process's own or one of its supplementary groups
+  // (systemd SupplementaryGroups=): the socket can be given to it, the
+  // process cannot change to it.
+  if (geteuid() != 0 && geteuid() == pw->pw_uid) {
+    bool member = getegid() == gid;
+    if (!member) {
+      int n = getgroups(0, nullptr);
+      std::vector<gid_t> groups(n > 0 ? static_cast<std::size_t>(n) : 0);
+      if (n > 0 && getgroups(n, groups.data()) == n)
+        member = std::find(groups.begin(), groups.end(), gid) != groups.end();
+    }
+    if (!member) {
+      spdlog::error("UserID {}: already running as {} but not in that group (started as the user: give it the "
+                    "group, e.g. systemd SupplementaryGroups=)",
+                    spec, user);
+      return false;
+    }
+    if (!unix_socket.empty() && chown(unix_socket.c_str(), pw->pw_uid, gid) != 0)
+      spdlog::warn("cannot chown {}: {}", unix_socket, std::strerror(errno));
+    return true;
   }
   // The MTA reaches the unix socket through its group (UMask 007: rw-rw----).
   if (!unix_socket.empty() && chown(unix_socket.c_str(), pw->pw_uid, gid) != 0)
