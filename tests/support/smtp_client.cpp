@@ -140,7 +140,8 @@ std::string smtp_data_bytes(std::string_view message) {
 
 // --- SmtpClient ------------------------------------------------------------
 
-SmtpClient::SmtpClient(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout)
+SmtpClient::SmtpClient(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout,
+                       const std::string& source)
     : timeout_(timeout) {
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -160,6 +161,27 @@ SmtpClient::SmtpClient(const std::string& host, std::uint16_t port, std::chrono:
   const std::string where = host + " port " + std::to_string(port);
   fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) throw SmtpError(errno_text("smtp_client: socket"));
+  if (!source.empty()) {
+    sockaddr_storage from{};
+    socklen_t from_len = 0;
+    auto* f4 = reinterpret_cast<sockaddr_in*>(&from);
+    auto* f6 = reinterpret_cast<sockaddr_in6*>(&from);
+    if (ss.ss_family == AF_INET && ::inet_pton(AF_INET, source.c_str(), &f4->sin_addr) == 1) {
+      f4->sin_family = AF_INET;
+      from_len = sizeof *f4;
+    } else if (ss.ss_family == AF_INET6 && ::inet_pton(AF_INET6, source.c_str(), &f6->sin6_addr) == 1) {
+      f6->sin6_family = AF_INET6;
+      from_len = sizeof *f6;
+    } else {
+      ::close(std::exchange(fd_, -1));
+      throw SmtpError("smtp_client: source \"" + source + "\" is not an address of the family of " + host);
+    }
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), from_len) != 0) {
+      const std::string e = errno_text("smtp_client: bind to " + source);
+      ::close(std::exchange(fd_, -1));
+      throw SmtpError(e);
+    }
+  }
   const auto deadline = Clock::now() + timeout_;
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     if (errno != EINPROGRESS) {
@@ -380,7 +402,7 @@ std::string SmtpOutcome::queue_id() const {
 std::string SmtpOutcome::transcript_text() const { return dmarc::test::transcript_text(transcript); }
 
 SmtpOutcome send_mail(std::uint16_t port, const SmtpMessage& m, std::chrono::milliseconds timeout) {
-  SmtpClient c(m.host, port, timeout);
+  SmtpClient c(m.host, port, timeout, m.source);
   SmtpOutcome out;
   auto finish = [&](const SmtpReply& r, const char* stage) {
     out.final_reply = r;

@@ -106,8 +106,11 @@ std::string smtp_data_bytes(std::string_view message);
 class SmtpClient {
  public:
   // Connects to HOST:PORT (an IPv4 or IPv6 literal) and reads the greeting.
+  // SOURCE, when not empty, is the local address bound before connecting
+  // (an address of this host, e.g. an RFC 5737 one added to lo in a private
+  // network namespace): the server sees it as the client's address.
   SmtpClient(const std::string& host, std::uint16_t port,
-             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+             std::chrono::milliseconds timeout = std::chrono::seconds(30), const std::string& source = {});
   ~SmtpClient();
   SmtpClient(const SmtpClient&) = delete;
   SmtpClient& operator=(const SmtpClient&) = delete;
@@ -163,6 +166,7 @@ struct SmtpCredentials {
 // SmtpMessage - one message for send_mail().
 struct SmtpMessage {
   std::string host = "127.0.0.1";
+  std::string source;                   // local address to connect from; "" = any
   std::string helo = "client.example";
   std::optional<XclientAttributes> xclient;
   std::optional<SmtpCredentials> auth;  // AUTH PLAIN after EHLO (and XCLIENT)
