@@ -267,6 +267,27 @@ sfsistat on_helo(SMFICTX* ctx, char* name) {
   });
 }
 
+// envelope_address - the MAIL FROM or RCPT TO address of ARGV[0], as the
+// MTA parsed it (MACRO, {mail_addr} or {rcpt_addr}) rather than raw:
+// "MAIL FROM:<a@ b.example>" is the sender a@b.example to Postfix, and so it
+// must be to SPF. But Sendmail's macro is the user part of the address's
+// mailer triple: for a domain of its own (class w) that is the local part
+// alone, "alice" for <alice@example.com>, and "" for <>. A parsed value
+// without a domain is taken only when the argument has none either (the
+// null path, a bare local name); otherwise the argument, without its <>.
+std::string envelope_address(SMFICTX* ctx, const char* macro, char** argv) {
+  auto unbracket = [](std::string a) {
+    if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
+    return a;
+  };
+  std::string arg = unbracket(argv && argv[0] ? argv[0] : "");
+  const char* parsed = smfi_getsymval(ctx, const_cast<char*>(macro));
+  if (!parsed) return arg;
+  std::string p = unbracket(parsed);
+  if (p.empty() || p.find('@') != std::string::npos || arg.find('@') == std::string::npos) return p;
+  return arg;
+}
+
 // start_message - MAIL FROM: a new message on the connection, unless the
 // connection failed earlier or the milter is stopping (then the message is
 // not counted as open, and pending_failure() answers for it).
@@ -280,12 +301,8 @@ void start_message(SMFICTX* ctx, Conn* c, char** argv) {
     c->refused = true;
     return;
   }
-  // The address as the MTA parsed it ({mail_addr}: Postfix and Sendmail
-  // send it by default), not the raw argument: "MAIL FROM:<a@ b.example>"
-  // is the sender a@b.example to Postfix, and so it must be to SPF.
-  const char* parsed = smfi_getsymval(ctx, const_cast<char*>("{mail_addr}"));
-  std::string addr = parsed ? parsed : (argv && argv[0] ? argv[0] : "");
-  if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
+  // {mail_addr}: Postfix and Sendmail send it by default (see envelope_address).
+  const std::string addr = envelope_address(ctx, "{mail_addr}", argv);
   c->in_message = true;
   g_open_messages.fetch_add(1);
   c->session.set_engine(current_engine());
@@ -307,11 +324,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   return quiet(ctx, "envrcpt", SMFIP_NR_RCPT, &Conn::msg_failed, [&](Conn* c) {
     if (!c || !c->in_message || c->msg_failed) return;
-    // The address as the MTA parsed it ({rcpt_addr}), like {mail_addr}.
-    const char* parsed = smfi_getsymval(ctx, const_cast<char*>("{rcpt_addr}"));
-    std::string addr = parsed ? parsed : (argv && argv[0] ? argv[0] : "");
-    if (addr.size() >= 2 && addr.front() == '<' && addr.back() == '>') addr = addr.substr(1, addr.size() - 2);
-    c->session.rcpt(addr);
+    c->session.rcpt(envelope_address(ctx, "{rcpt_addr}", argv));
   });
 }
 
