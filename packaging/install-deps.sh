@@ -31,7 +31,9 @@ BUILD_PKGS="
 # libmicrohttpd-dev (above): the /metrics endpoint (MetricsListen).
 # Issue 15: m4 and libwrap0 for the unpacked Sendmail (below), mandoc for
 # the man page lint, debhelper and lintian for packaging/build-deb.sh and its
-# test; curl fetches /metrics in the metrics test.
+# test; curl fetches /metrics in the metrics test. sasl2-bin (saslpasswd2)
+# and libsasl2-modules (PLAIN, LOGIN, sasldb) for real SMTP AUTH in the
+# Sendmail end-to-end test (tests/support/sendmail_instance.cpp).
 TEST_PKGS="
   catch2 libyaml-cpp-dev
   nsd
@@ -43,6 +45,7 @@ TEST_PKGS="
   m4 libwrap0 mandoc
   debhelper lintian dpkg-dev
   curl
+  sasl2-bin libsasl2-modules
 "
 # Packages the tests use unpacked, never installed: sendmail-bin conflicts
 # with postfix; opendmarc's shipped /etc/opendmarc.conf is what
