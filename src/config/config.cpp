@@ -2,6 +2,8 @@
 #include "dmarc/config/config.hpp"
 #include "dmarc/core/domain.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -50,6 +52,9 @@ const std::vector<SettingSpec>& settings_table() {
       {"LogLevel", T::Choice, "info", "Least important messages logged: debug, info (one line per message), warning, error.",
        {"debug", "info", "warning", "error"}, 0, 0},
       {"MilterDebug", T::Integer, "0", "libmilter debug level (smfi_setdbg), 0 to 6.", {}, 0, 6},
+      {"MetricsListen", T::String, "",
+       "IP:PORT (or [IPv6]:PORT) of a local address where Prometheus metrics are served at /metrics. "
+       "Empty: no metrics server.", {}, 0, 0},
       // --- Authentication-Results
       {"AuthservID", T::String, "",
        "authserv-id of the Authentication-Results header fields added. Empty: this host's name.", {}, 0, 0},
@@ -178,6 +183,31 @@ static const KnownForeignKey kForeignKeys[] = {
      "list the ids in OwnAuthservIDs"},
     {"ChangeRootDirectory", "not supported"},
 };
+
+std::optional<IpPort> parse_ip_port(std::string_view text) {
+  IpPort out;
+  std::string_view host, port;
+  if (!text.empty() && text.front() == '[') {
+    std::size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    out.v6 = true;
+  } else {
+    std::size_t colon = text.find(':');
+    if (colon == std::string_view::npos || text.find(':', colon + 1) != std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned long p = 0;
+  auto [e, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc{} || e != port.data() + port.size() || p == 0 || p > 65535) return std::nullopt;
+  out.ip = std::string(host);
+  unsigned char buf[16];
+  if (inet_pton(out.v6 ? AF_INET6 : AF_INET, out.ip.c_str(), buf) != 1) return std::nullopt;
+  out.port = static_cast<std::uint16_t>(p);
+  return out;
+}
 
 namespace {
 std::string_view trim(std::string_view s) {
@@ -328,6 +358,11 @@ std::optional<ConfigError> bind_settings(Config& c, const std::map<std::string, 
   c.syslog_facility = value_of(c, "SyslogFacility");
   c.log_level = value_of(c, "LogLevel");
   c.milter_debug = static_cast<int>(int_of(c, "MilterDebug"));
+  c.metrics_listen = value_of(c, "MetricsListen");
+  if (!c.metrics_listen.empty()) {
+    auto ep = parse_ip_port(c.metrics_listen);
+    if (!ep) return err("MetricsListen", "MetricsListen must be IP:PORT or [IPv6]:PORT, not '" + c.metrics_listen + "'");
+  }
 
   c.authserv_id = value_of(c, "AuthservID");
   for (unsigned char ch : c.authserv_id) {

@@ -1,5 +1,6 @@
 // engine.cpp - the per-configuration objects shared by all sessions
 #include "engine.hpp"
+#include "metrics.hpp"
 #include "dmarc/core/domain.hpp"
 
 #include <unistd.h>
@@ -68,7 +69,8 @@ Expected<std::shared_ptr<Resolver>, std::string> Services::resolver_for(const Co
   if (!upstream_ || key != upstream_key_) {
     auto ldns = LdnsResolver::create(upstream_options(config));
     if (!ldns) return Unexpected(ldns.error());
-    upstream_ = std::shared_ptr<Resolver>(std::move(ldns.value()));
+    // Counted for the metrics: what goes upstream, and how it fails.
+    upstream_ = std::make_shared<CountingResolver>(std::shared_ptr<Resolver>(std::move(ldns.value())));
     upstream_key_ = key;
     if (cache_) cache_->set_upstream(upstream_);
   }
@@ -80,6 +82,11 @@ Expected<std::shared_ptr<Resolver>, std::string> Services::resolver_for(const Co
     cache_->set_limits(co.max_entries, co.max_bytes, co.max_ttl);
   }
   return std::shared_ptr<Resolver>(cache_);
+}
+
+std::shared_ptr<CachedResolver> Services::cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_;
 }
 
 Expected<std::shared_ptr<const Engine>, std::string> Engine::build(Config config, std::shared_ptr<Resolver> resolver) {

@@ -59,6 +59,8 @@ class Services {
   // every time (DNSCacheSize 0: none), its upstream rebuilt only when
   // Nameservers, DNSTimeout or DNSRetries changed.
   Expected<std::shared_ptr<Resolver>, std::string> resolver_for(const Config& config);
+  // cache - the DNS cache (null until resolver_for made one), for the metrics.
+  std::shared_ptr<CachedResolver> cache();
 
  private:
   std::mutex mu_;

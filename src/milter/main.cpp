@@ -37,6 +37,7 @@
 #include "engine.hpp"
 #include "eval.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "milter.hpp"
 #include "milter_io.hpp"
 
@@ -89,13 +90,15 @@ void reload() {
   }
   for (const auto& w : cfg->warnings) spdlog::warn("{}", w.str());
   auto old = current_engine();
-  if (old && (cfg->socket != old->config.socket || cfg->user != old->config.user))
-    spdlog::warn("reload: Socket and UserID changes take effect at the next restart");
+  if (old && (cfg->socket != old->config.socket || cfg->user != old->config.user ||
+              cfg->metrics_listen != old->config.metrics_listen))
+    spdlog::warn("reload: Socket, UserID and MetricsListen changes take effect at the next restart");
   // Keep the command line's overrides.
   if (old) {
     cfg->socket = old->config.socket;
     cfg->user = old->config.user;
     cfg->pid_file = old->config.pid_file;
+    cfg->metrics_listen = old->config.metrics_listen;
   }
   auto engine = build_engine(cfg.value());
   if (!engine) {
@@ -391,6 +394,28 @@ int main(int argc, char** argv) {
     socklen_t len = sizeof ss;
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  // The metrics endpoint: after daemonize (its thread would not survive
+  // the fork), before the privileges go (like the milter socket).
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    MetricsSources sources;
+    sources.cache = [] { return g_services.cache(); };
+    sources.store_queue_length = []() -> std::uint64_t {
+      auto rec = current_recorder();
+      if (!rec) return 0;
+      auto st = rec->stats();
+      std::uint64_t done = st.written + st.lost;
+      return st.queued > done ? st.queued - done : 0;
+    };
+    auto server = MetricsServer::start(config.metrics_listen, std::move(sources));
+    if (!server) {
+      spdlog::error("{}", server.error());
+      std::fprintf(stderr, "dmarc-milter: %s\n", server.error().c_str());
+      return kExitOsErr;
+    }
+    metrics_server = std::move(server.value());
+    spdlog::info("metrics at http://{}/metrics", config.metrics_listen);
   }
   if (!config.pid_file.empty()) {
     std::ofstream pf(config.pid_file, std::ios::trunc);

@@ -1,5 +1,6 @@
 // recorder.cpp - the bounded queue and the store's writer thread (recorder.hpp)
 #include "recorder.hpp"
+#include "metrics.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -51,6 +52,8 @@ bool Recorder::submit(std::vector<AggregateRecord> records) {
   }
   queued_ += records.size() - dropped;
   dropped_ += dropped;
+  metrics().store_queued.fetch_add(records.size() - dropped, std::memory_order_relaxed);
+  metrics().store_dropped.fetch_add(dropped, std::memory_order_relaxed);
   return dropped == 0;
 }
 
@@ -69,6 +72,8 @@ bool Recorder::submit_failures(std::vector<FailureJob> jobs) {
   }
   failures_queued_ += jobs.size() - dropped;
   failures_dropped_ += dropped;
+  metrics().failure_jobs_queued.fetch_add(jobs.size() - dropped, std::memory_order_relaxed);
+  metrics().failure_jobs_dropped.fetch_add(dropped, std::memory_order_relaxed);
   return dropped == 0;
 }
 
@@ -194,6 +199,7 @@ void Recorder::run() {
           fail(err->message);
         } else {
           written_ += batch.size();
+          metrics().store_written.fetch_add(batch.size(), std::memory_order_relaxed);
           batch.clear();
           succeeded();
         }
@@ -219,6 +225,7 @@ void Recorder::run() {
         if (left_jobs > 0) spdlog::error("stopping: {} failure report(s) could not be queued in {}", left_jobs, name);
         if (left > 0) {
           lost_ += left;
+          metrics().store_lost.fetch_add(left, std::memory_order_relaxed);
           spdlog::error("stopping: {} record(s) could not be written to {}", left, name);
         }
         std::uint64_t d = dropped_.load();
@@ -239,8 +246,9 @@ std::vector<FailureJob> FailureJobGate::admit(std::vector<FailureJob> jobs, std:
     FailureRateLimit& limit = j.kind == FailureJobKind::Local ? local_ : ruf_;
     if (limit.admit(j.reported_domain, now)) {
       out.push_back(std::move(j));
-    } else if (dropped) {
-      ++*dropped;
+    } else {
+      metrics().failure_jobs_dropped.fetch_add(1, std::memory_order_relaxed);
+      if (dropped) ++*dropped;
     }
   }
   return out;

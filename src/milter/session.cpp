@@ -6,6 +6,7 @@
 
 #include "dmarc/core/auth_results.hpp"
 #include "dmarc/core/from_header.hpp"
+#include "metrics.hpp"
 
 namespace dmarc::milter {
 
@@ -15,6 +16,14 @@ namespace {
 // anyway; each is kept up to one byte more than the parser reads, so it
 // can say TooLong.
 constexpr std::size_t kMaxFromFields = 16;
+
+// Busy - adds the time of one callback to the message's busy time (the
+// latency histogram counts the milter's own time, not the MTA's pauses).
+struct Busy {
+  std::chrono::steady_clock::duration& total;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  ~Busy() { total += std::chrono::steady_clock::now() - start; }
+};
 
 }  // namespace
 
@@ -47,12 +56,14 @@ void Session::reset_message() {
   job_id_.clear();
   header_section_.clear();
   body_section_.clear();
+  busy_ = {};
 }
 
 void Session::abort() { reset_message(); }
 
 void Session::envfrom(std::string_view addr, std::string_view auth_authen, std::string_view queue_id) {
   reset_message();
+  Busy busy{busy_};
   in_message_ = true;
   job_id_ = sanitize_log(queue_id, 32);
   const Config& cfg = engine_->config;
@@ -96,6 +107,7 @@ void Session::ensure_dkim() {
 }
 
 void Session::header(std::string_view name, std::string_view value) {
+  Busy busy{busy_};
   for (std::size_t i = 0; i < kCountedHeaders.size(); ++i) {
     if (ascii_iequals(name, kCountedHeaders[i])) ++facts_.header_counts[i];
   }
@@ -135,6 +147,7 @@ void Session::header(std::string_view name, std::string_view value) {
 }
 
 void Session::eoh() {
+  Busy busy{busy_};
   if (checked_ && dkim_) {
     DnsBudgetScope budget(dns_budget_);  // the key lookups happen here
     dkim_->end_of_headers();
@@ -143,6 +156,7 @@ void Session::eoh() {
 }
 
 void Session::body(std::string_view chunk) {
+  Busy busy{busy_};
   if (keep_body_ && body_section_.size() < kMaxKeptBodyBytes)
     body_section_.append(chunk.substr(0, kMaxKeptBodyBytes - body_section_.size()));
   if (checked_ && dkim_ && dkim_signature_fields_ > 0) dkim_->body(chunk);
@@ -156,6 +170,7 @@ Outcome Session::eom(std::string_view queue_id) {
     Session& s;
     ~Reset() { s.reset_message(); }
   } reset{*this};
+  const auto eom_start = std::chrono::steady_clock::now();
   Outcome o;
   std::vector<int> forged = forged_ar_;
   std::sort(forged.rbegin(), forged.rend());  // highest index first (OpenDKIM CVE-2022-48521)
@@ -194,6 +209,8 @@ Outcome Session::eom(std::string_view queue_id) {
   o.facts = std::move(facts_);
   o.header_section = std::move(header_section_);
   o.body_section = std::move(body_section_);
+  busy_ += std::chrono::steady_clock::now() - eom_start;
+  metrics().count_outcome(o, std::chrono::duration<double>(busy_).count());
   return o;
 }
 

@@ -21,6 +21,7 @@
 //   applies InternalErrorAction. Bad input is never an exception.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -128,6 +129,8 @@ class Session {
   bool keep_body_ = false;
   std::string header_section_;
   std::string body_section_;
+  // The milter's own time on this message so far (metrics: latency).
+  std::chrono::steady_clock::duration busy_{};
 };
 
 using dmarc::sanitize_log;

@@ -143,3 +143,25 @@ TEST_CASE("config: report keys are checked where they are read", "[config]") {
     CHECK_THAT(r.error().message, Catch::Contains(b.key));
   }
 }
+
+TEST_CASE("config: MetricsListen takes a literal IP and a port, nothing else", "[config]") {
+  CHECK(default_config().metrics_listen.empty());  // off by default
+  auto ok = parse_config("MetricsListen 127.0.0.1:9425\n", "m.conf");
+  REQUIRE(ok);
+  CHECK(ok->metrics_listen == "127.0.0.1:9425");
+  auto v6 = parse_ip_port("[::1]:9425");
+  REQUIRE(v6);
+  CHECK(v6->ip == "::1");
+  CHECK(v6->v6);
+  CHECK(v6->port == 9425);
+  for (const char* bad : {"localhost:9425", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:9425", "[::1]9425",
+                          "127.0.0.1:94x", "[127.0.0.1]:9425", ":9425"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_ip_port(bad));
+    auto r = parse_config(std::string("\nMetricsListen ") + bad + "\n", "m.conf");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().line == 2);
+    CHECK(r.error().file == "m.conf");
+    CHECK_THAT(r.error().message, Catch::Contains("MetricsListen"));
+  }
+}

@@ -8,13 +8,24 @@
 // Every combination must give the same verdicts and header edits: an
 // unexpected or missing reply would desynchronise the client, which then
 // reads the wrong verdict (or times out).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -278,4 +289,231 @@ TEST_CASE("milter protocol: RCPT TO is asked for, without a reply under protocol
     c->close();
   }
   CHECK(milter.stop() == 0);
+}
+
+// --- metrics (MetricsListen, issue 15) ----------------------------------------
+
+namespace {
+
+std::uint16_t free_tcp_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// http - one HTTP/1.0 request to 127.0.0.1:PORT; the whole response.
+std::string http(std::uint16_t port, const std::string& request) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  return out;
+}
+
+// status_of - the status code of an HTTP response ("HTTP/1.1 200 OK"), or 0.
+int status_of(const std::string& resp) {
+  if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12) return 0;
+  return std::atoi(resp.c_str() + 9);
+}
+
+// Scrape - /metrics parsed as the Prometheus text format 0.0.4: every
+// line a "# HELP", a "# TYPE" or a sample "name{labels} value"; each
+// sample's family has HELP and TYPE before it.
+struct Scrape {
+  std::map<std::string, double> samples;  // "name{labels}" -> value
+  std::map<std::string, std::string> types;
+  double at(const std::string& key) const {
+    auto it = samples.find(key);
+    if (it == samples.end()) FAIL("no sample " << key);
+    return it->second;
+  }
+};
+
+Scrape scrape(std::uint16_t port) {
+  std::string resp = http(port, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  INFO(resp.substr(0, 300));
+  REQUIRE(status_of(resp) == 200);
+  REQUIRE(resp.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
+  std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
+  Scrape s;
+  std::set<std::string> helped;
+  std::istringstream in(body);
+  std::string line;
+  const std::regex sample_re(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-z_]+="[^"\\\n]*"(,[a-z_]+="[^"\\\n]*")*\})? (\S+)$)");
+  while (std::getline(in, line)) {
+    INFO(line);
+    if (line.rfind("# HELP ", 0) == 0) {
+      std::string name = line.substr(7, line.find(' ', 7) - 7);
+      CHECK(helped.insert(name).second);  // one HELP per family
+      continue;
+    }
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream t(line.substr(7));
+      std::string name, type;
+      t >> name >> type;
+      CHECK((type == "counter" || type == "gauge" || type == "histogram"));
+      CHECK(helped.count(name) == 1);
+      s.types[name] = type;
+      continue;
+    }
+    std::smatch m;
+    REQUIRE(std::regex_match(line, m, sample_re));
+    std::string family = m[1];
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      std::string sfx = suffix;
+      if (!s.types.count(family) && family.size() > sfx.size() &&
+          family.compare(family.size() - sfx.size(), sfx.size(), sfx) == 0)
+        family.resize(family.size() - sfx.size());
+    }
+    CHECK(s.types.count(family) == 1);
+    CHECK(s.samples.emplace(std::string(m[1]) + std::string(m[2]), std::stod(m[4])).second);
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: /metrics counts messages, results, actions, DNS and latency", "[e2e][protocol][metrics]") {
+  NsdServerOptions no;
+  no.zone_dir = kZones;
+  NsdServer nsd(no);
+  const std::uint16_t port = free_tcp_port();
+  MilterProcess milter(config(nsd) + "MetricsListen 127.0.0.1:" + std::to_string(port) + "\n");
+  REQUIRE(milter.wait_log("metrics at http://127.0.0.1:" + std::to_string(port) + "/metrics"));
+
+  Scrape before = scrape(port);
+  CHECK(before.at("dmarc_milter_messages_total") == 0);
+  CHECK(before.types.at("dmarc_milter_message_seconds") == "histogram");
+
+  const Message aligned{"192.0.2.10", "mx.reject.example", "<alice@reject.example>",
+                        message("alice@reject.example", "aligned", "SPF-aligned.\r\n")};
+  const Message spoof{"198.51.100.77", "spoofer.example", "<ceo@spoofer.example>",
+                      message("ceo@reject.example", "spoof", "Pay this invoice.\r\n")};
+  const Message signed_msg{"198.51.100.77", "relay.example", "<bounce@relay.example>",
+                           dkim_sign_message(message("news@reject.example", "signed", "Signed.\r\n"), "reject.example",
+                                             "e2e", kKey)};
+  int n = 0;
+  for (const Message* m : {&aligned, &spoof, &signed_msg, &aligned}) {
+    auto c = open_client(milter, 0, m->ip, m->helo);
+    one(*c, *m, ++n);
+    c->close();
+  }
+  // Local (IgnoreHosts 127.0.0.1): counted, not checked.
+  {
+    auto c = open_client(milter, 0, "127.0.0.1", "localhost");
+    Result r = one(*c, aligned, ++n);
+    CHECK(r.verdict == Verdict::Accept);
+    c->close();
+  }
+
+  Scrape s = scrape(port);
+  CHECK(s.at("dmarc_milter_messages_total") == 5);
+  CHECK(s.at("dmarc_milter_messages_unchecked_total") == 1);
+  CHECK(s.at("dmarc_milter_actions_total{action=\"reject\"}") == 1);
+  CHECK(s.at("dmarc_milter_actions_total{action=\"accept\"}") == 4);
+  CHECK(s.at("dmarc_milter_actions_total{action=\"quarantine\"}") == 0);
+  CHECK(s.at("dmarc_milter_dmarc_results_total{result=\"pass\"}") == 3);
+  CHECK(s.at("dmarc_milter_dmarc_results_total{result=\"fail\"}") == 1);
+  CHECK(s.at("dmarc_milter_dispositions_total{disposition=\"reject\"}") == 1);
+  CHECK(s.at("dmarc_milter_dispositions_total{disposition=\"none\"}") == 3);
+  CHECK(s.at("dmarc_milter_dkim_results_total{result=\"pass\"}") == 1);
+  double spf = 0;
+  for (const char* r : {"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy"})
+    spf += s.at(std::string("dmarc_milter_spf_results_total{result=\"") + r + "\"}");
+  CHECK(spf == 4);
+  CHECK(s.at("dmarc_milter_spf_results_total{result=\"pass\"}") == 2);
+  // DNS: the first messages went upstream; the repeat of the first came
+  // from the cache.
+  CHECK(s.at("dmarc_milter_dns_queries_total") > 0);
+  CHECK(s.at("dmarc_milter_dns_cache_misses_total") == s.at("dmarc_milter_dns_queries_total"));
+  CHECK(s.at("dmarc_milter_dns_cache_hits_total") > 0);
+  CHECK(s.at("dmarc_milter_dns_timeouts_total") == 0);
+  // The store: five records (unchecked mail is not recorded).
+  CHECK(s.at("dmarc_milter_store_records_queued_total") == 4);
+  CHECK(s.at("dmarc_milter_store_records_dropped_total") == 0);
+  // The latency histogram: five observations, cumulative buckets.
+  CHECK(s.at("dmarc_milter_message_seconds_count") == 5);
+  CHECK(s.at("dmarc_milter_message_seconds_bucket{le=\"+Inf\"}") == 5);
+  CHECK(s.at("dmarc_milter_message_seconds_sum") > 0);
+  double prev = 0;
+  for (const char* le : {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+                         "2.5", "5", "10", "+Inf"}) {
+    double v = s.at(std::string("dmarc_milter_message_seconds_bucket{le=\"") + le + "\"}");
+    CHECK(v >= prev);
+    prev = v;
+  }
+
+  // Only GET /metrics.
+  CHECK(status_of(http(port, "GET / HTTP/1.0\r\n\r\n")) == 404);
+  CHECK(status_of(http(port, "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n")) == 405);
+  // SIGHUP keeps the counters (one process-wide set).
+  milter.reload();
+  REQUIRE(milter.wait_log("configuration reloaded"));
+  CHECK(scrape(port).at("dmarc_milter_messages_total") == 5);
+  CHECK(milter.stop() == 0);
+}
+
+TEST_CASE("metrics: DNS timeouts are counted; a busy MetricsListen stops the start", "[e2e][protocol][metrics]") {
+  // A nameserver that never answers: a bound UDP socket nobody reads.
+  int silent = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string ns = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  const std::uint16_t port = free_tcp_port();
+  {
+    MilterProcess milter("Syslog no\nAuthservID mx.proto.example\nNameservers " + ns +
+                         "\nDNSTimeout 1\nDNSRetries 1\nMetricsListen 127.0.0.1:" + std::to_string(port) + "\n");
+    auto c = open_client(milter, 0, "192.0.2.10", "mx.reject.example");
+    Result r = one(*c, Message{"192.0.2.10", "mx.reject.example", "<alice@reject.example>",
+                               message("alice@reject.example", "timeout", "x\r\n")}, 1);
+    CHECK(r.verdict == Verdict::Accept);  // DNSFailureAction accept
+    c->close();
+    Scrape s = scrape(port);
+    CHECK(s.at("dmarc_milter_dns_timeouts_total") > 0);
+    CHECK(s.at("dmarc_milter_dns_errors_total") == 0);
+    CHECK(s.at("dmarc_milter_dmarc_results_total{result=\"temperror\"}") == 1);
+
+    // A second milter on the same MetricsListen cannot start, and says why.
+    const std::string cfg = "Syslog no\nBackground no\nSocket inet:" + std::to_string(free_tcp_port()) +
+                            "@127.0.0.1\nMetricsListen 127.0.0.1:" + std::to_string(port) + "\n";
+    const std::string path = milter.config_path() + ".second";
+    {
+      std::ofstream(path) << cfg << "ReportStore none\n";
+    }
+    std::string cmd = std::string(DMARC_BINARY_DIR) + "/dmarc-milter -f -c " + path + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    std::string out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    int rc = pclose(p);
+    INFO(out);
+    CHECK(WEXITSTATUS(rc) != 0);
+    CHECK(out.find("cannot listen on 127.0.0.1:" + std::to_string(port) + ": Address already in use") !=
+          std::string::npos);
+    CHECK(milter.stop() == 0);
+  }
+  close(silent);
 }

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +86,7 @@ struct Config {
   std::string syslog_facility = "mail";
   std::string log_level = "info";
   int milter_debug = 0;
+  std::string metrics_listen;  // MetricsListen: "" = no metrics server
   // Authentication-Results
   std::string authserv_id;     // "" = this host's name
   std::vector<std::string> own_authserv_ids;
@@ -153,5 +155,14 @@ std::string format_effective(const Config& c);
 
 // split_list - values of a List setting: separated by commas and/or spaces.
 std::vector<std::string> split_list(std::string_view v);
+
+// parse_ip_port - "192.0.2.1:9100" or "[2001:db8::1]:9100": a literal IP
+// address (no host names) and a port 1-65535; nullopt otherwise.
+struct IpPort {
+  std::string ip;  // without brackets
+  std::uint16_t port = 0;
+  bool v6 = false;
+};
+std::optional<IpPort> parse_ip_port(std::string_view text);
 
 }  // namespace dmarc
