@@ -172,6 +172,17 @@ grep -q '^UserID dmarc-milter$' "$work/effective" \
 dpkg-reconfigure -fnoninteractive "$PKG" >/dev/null 2>&1 </dev/null || true
 [ "$(getent passwd dmarc-milter)" = "$pw" ] || fail "configuring again changed the user: $(getent passwd dmarc-milter)"
 say "installed $version: programs, man pages, units, tmpfiles.d, conffile, user uid $uid"
+# systemd itself reads the units (no systemd needs to run): any complaint
+# (an unknown or misspelt setting, a bad value) fails.
+if command -v systemd-analyze >/dev/null; then
+  (cd /lib/systemd/system && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no \
+     dmarc-milter.service dmarc-report.service dmarc-report.timer dmarc-report-run.service) >"$work/verify.out" 2>&1 || true
+  if [ -s "$work/verify.out" ]; then
+    cat "$work/verify.out" >&2
+    fail "systemd-analyze verify complains about the installed units (above)"
+  fi
+  say "systemd-analyze verify: the four units parse clean"
+fi
 
 # --- the unit, read as systemd would ---------------------------------------------
 # The last assignment of KEY in [Service] (an empty one resets it).
