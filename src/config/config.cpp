@@ -181,7 +181,21 @@ static const KnownForeignKey kForeignKeys[] = {
      "OpenDMARC reads SPF and DKIM results from Authentication-Results fields with these ids; dmarc-milter checks "
      "SPF and DKIM itself and reads none. Fields with these ids are kept as they are; to remove forged ones, "
      "list the ids in OwnAuthservIDs"},
-    {"ChangeRootDirectory", "not supported"},
+    {"ChangeRootDirectory", "not supported; systemd's RootDirectory= or the unit's ProtectSystem=strict instead"},
+    {"AutoRestartCount", "use the service manager to restart (systemd: Restart=on-failure)"},
+    {"AutoRestartRate", "use the service manager to restart (systemd: StartLimitBurst=, StartLimitIntervalSec=)"},
+    {"BaseDirectory", "not needed: dmarc-milter works in / and every path it uses is absolute"},
+    {"CopyFailuresTo", "not supported; FailureReportsBcc copies failure reports, OwnDomains keeps failing mail of "
+                       "your own domains as local forensic reports"},
+    {"DomainWhitelist", "not supported: mail from a listed From domain is still checked; list known forwarders in "
+                        "TrustedForwarders"},
+    {"DomainWhitelistFile", "not supported: mail from a listed From domain is still checked; list known forwarders "
+                            "in TrustedForwarders"},
+    {"DomainWhitelistSize", "not supported (see DomainWhitelist)"},
+    {"EnableCoreDumps", "core dumps are the service manager's (systemd: LimitCORE=)"},
+    {"RecordAllMessages", "every checked message is recorded when ReportStore is set"},
+    {"SoftwareHeader", "not supported: no DMARC-Filter field is added"},
+    {"RejectString", ""},  // an alias, handled below
 };
 
 std::optional<IpPort> parse_ip_port(std::string_view text) {
@@ -575,6 +589,16 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
                                                 (yes ? "both" : "header")});
         continue;
       }
+      // OpenDMARC's RejectString: RejectText, its %s the domain.
+      if (ascii_iequals(key, "RejectString")) {
+        std::string t(value);
+        for (std::size_t at; (at = t.find("%s")) != std::string::npos;) t.replace(at, 2, "{domain}");
+        std::string err = apply(c, *find_setting("RejectText"), t);
+        if (!err.empty()) return Unexpected(ConfigError{file, lineno, err});
+        lines["RejectText"] = lineno;
+        c.warnings.push_back({file, lineno, "RejectString (OpenDMARC) read as RejectText " + t});
+        continue;
+      }
       std::string note = "unknown key '" + std::string(key) + "' ignored";
       for (const auto& f : kForeignKeys) {
         if (ascii_iequals(f.key, key)) note = "OpenDMARC key '" + std::string(f.key) + "' ignored: " + std::string(f.note);
@@ -590,6 +614,7 @@ Expected<Config, ConfigError> parse_config(std::string_view text, const std::str
     lines[std::string(spec->key)] = lineno;
   }
   if (auto e = bind_settings(c, lines, file)) return Unexpected(*e);
+  c.set_at = std::move(lines);
   return c;
 }
 

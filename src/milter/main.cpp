@@ -351,6 +351,19 @@ int main(int argc, char** argv) {
   if (check_only) {
     auto engine = build_engine(config);
     std::fputs(format_effective(config).c_str(), stdout);
+    // What the file itself set, and how many of its lines were not taken
+    // (an opendmarc.conf, say): comments, so the output still parses.
+    if (!config.source.empty()) {
+      std::vector<std::pair<int, std::string>> kept;
+      for (const auto& [key, line] : config.set_at) kept.emplace_back(line, key);
+      std::sort(kept.begin(), kept.end());
+      std::printf("# kept from %s: %zu setting(s)\n", config.source.c_str(), kept.size());
+      for (const auto& [line, key] : kept) {
+        auto v = config.values.find(key);
+        std::printf("#   line %d: %s %s\n", line, key.c_str(), v == config.values.end() ? "" : v->second.c_str());
+      }
+      std::printf("# warnings: %zu (on standard error, each with its file and line)\n", config.warnings.size());
+    }
     if (!engine) {
       std::fprintf(stderr, "dmarc-milter: %s\n", engine.error().c_str());
       return kExitConfig;

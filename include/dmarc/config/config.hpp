@@ -137,6 +137,9 @@ struct Config {
   std::string source;                   // file it came from, "" for defaults
   std::map<std::string, std::string> values;  // canonical key -> value text
   std::vector<ConfigWarning> warnings;
+  // The keys the file set, each with its line (aliases under the key they
+  // set): what "dmarc-milter -n" reports as kept.
+  std::map<std::string, int> set_at;
 };
 
 // default_config - every setting at its default.
