@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "metrics.hpp"
 #include "session.hpp"
 
@@ -110,4 +112,32 @@ TEST_CASE("metrics: every family exposed is in dmarc-milter(8), METRICS, and no 
     INFO("the man page names a metric that does not exist: " << d);
     CHECK(exposed.count(d) == 1);
   }
+}
+
+TEST_CASE("metrics: conf/grafana-dashboard.json is JSON and shows only metrics that exist", "[metrics][docs]") {
+  std::string text = dmarc::milter::render_metrics({});
+  auto dash = nlohmann::json::parse(slurp(std::string(DMARC_TEST_DATA_DIR) + "/../../conf/grafana-dashboard.json"));
+  REQUIRE(dash.at("panels").is_array());
+  std::size_t exprs = 0;
+  std::set<std::string> shown;
+  for (const auto& p : dash.at("panels")) {
+    for (const auto& t : p.at("targets")) {
+      std::string e = t.at("expr").get<std::string>();
+      ++exprs;
+      std::regex name(R"(dmarc_milter_[a-z_]+)");
+      for (auto it = std::sregex_iterator(e.begin(), e.end(), name); it != std::sregex_iterator(); ++it) {
+        std::string n = (*it)[0].str();
+        INFO(p.at("title") << ": " << n);
+        // A sample of that name is exposed (histograms as _bucket/_sum/_count).
+        CHECK(text.find("\n" + n + " ") + text.find("\n" + n + "{") != 2 * std::string::npos);
+        shown.insert(n);
+      }
+    }
+  }
+  CHECK(exprs >= 10);
+  // The families an admin alerts on are on the dashboard.
+  for (const char* must : {"dmarc_milter_actions_total", "dmarc_milter_dmarc_results_total",
+                           "dmarc_milter_store_records_dropped_total", "dmarc_milter_dns_timeouts_total",
+                           "dmarc_milter_message_seconds_bucket"})
+    CHECK(shown.count(must) == 1);
 }
