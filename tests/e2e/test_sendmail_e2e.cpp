@@ -302,6 +302,19 @@ TEST_CASE("sendmail: p=quarantine with QuarantineAction hold goes to Sendmail's 
   // Not delivered; the ordinary queue listing does not show it.
   CHECK(delivered(w, s.subject, 1, std::chrono::milliseconds(1500)).empty());
   for (const auto& e : w.sendmail.queue()) CHECK(e.queue_id != qid);
+
+  // The admin releases it (-Q without a reason, for the items -qI selects,
+  // -qQ: in the quarantine) and runs it: delivered, with our A-R.
+  int st = 0;
+  std::string rel = w.sendmail.run("sendmail", {"-C", w.sendmail.cf_path(), "-qQ", "-Q", "-qI" + qid}, st);
+  INFO(rel);
+  CHECK(st == 0);
+  CHECK(w.sendmail.quarantined().empty());
+  rel = w.sendmail.run("sendmail", {"-C", w.sendmail.cf_path(), "-qI" + qid}, st);
+  CHECK(st == 0);
+  std::string m = one_delivered(w, s.subject);
+  CHECK_THAT(our_ar(m), Catch::Matchers::Contains("dmarc=fail (p=quarantine"));
+  CHECK(header_values(m, "X-DMARC-Quarantine").empty());  // hold, not header
 }
 
 TEST_CASE("sendmail: p=quarantine with QuarantineAction header is delivered marked", "[e2e][sendmail]") {
