@@ -17,6 +17,8 @@ DESCRIPTION
     protocol  libmilter and our callbacks (reading commands, replies)
     store     recording for aggregate reports: the records built at the end
               of a message, the recorder's queue and writer thread, SQLite
+    metrics   the counters, the latency histogram and its clock reads, the
+              counting DNS layer (the /metrics server when it is scraped)
     other     what no category reaches (start-up, the signal thread)
   A function outside these (libc, libcrypto, libstdc++) counts for the
   categories of its callers, in proportion to what each call path cost
@@ -99,6 +101,9 @@ def category(node):
             or fn.startswith("dmarc::record_key") or fn.startswith("dmarc::encode_fields")
             or fn.startswith("dmarc::milter::(anonymous namespace)::record(")):
         return "store"
+    if ("Metrics::" in fn or "Histogram::" in fn or "CountingResolver" in fn or "::Busy" in fn
+            or "libmicrohttpd" in ob or "render_metrics" in fn):
+        return "metrics"
     if "libmilter" in ob:
         return "protocol"
     if fn.startswith("dmarc::milter::Session::eom") or fn.startswith("dmarc::milter::Outcome"):
@@ -163,7 +168,7 @@ def main():
     per, lost = split(excl, edges)
     total = sum(per.values())
     print("instructions per message by category (%d messages, %.2fM instructions each)" % (msgs, total / msgs / 1e6))
-    for k in ("spf", "dkim", "dns", "dmarc", "protocol", "logging", "store", "other"):
+    for k in ("spf", "dkim", "dns", "dmarc", "protocol", "logging", "store", "metrics", "other"):
         v = per.get(k, 0.0)
         print("  %-9s %10.0f  %5.1f%%" % (k, v / msgs, 100.0 * v / total if total else 0))
     if "--debug" in sys.argv:
