@@ -56,7 +56,8 @@ void Metrics::count_outcome(const Outcome& o, double seconds) noexcept {
   bump(messages);
   bump_at(actions, static_cast<std::size_t>(o.decision.action));
   if (o.decision.hold) bump(held);
-  bump(forged_ar_removed, o.deletions.size());
+  // forged_ar_removed is counted by the milter glue, per field it removed
+  // (a rejected message has none removed).
   message_seconds.observe(seconds);
   if (!o.checked) {
     bump(messages_unchecked);
@@ -70,6 +71,12 @@ void Metrics::count_outcome(const Outcome& o, double seconds) noexcept {
   for (const auto& d : o.dkim) bump_at(dkim_results, static_cast<std::size_t>(d.result));
 }
 
+void Metrics::count_reply_only(bool accepted) noexcept {
+  bump(messages);
+  bump(messages_unchecked);
+  bump_at(actions, static_cast<std::size_t>(accepted ? Action::Accept : Action::TempFail));
+}
+
 Metrics& metrics() noexcept {
   static Metrics m;
   return m;
@@ -81,7 +88,10 @@ DnsAnswer CountingResolver::query(std::string_view name, RRType type) {
   DnsAnswer a = upstream_->query(name, type);
   if (a.status == DnsStatus::TempFail) {
     // LdnsResolver says "timeout contacting SERVER" when no server answered.
-    if (a.why.find("timeout") != std::string::npos) bump(m.dns_timeouts);
+    // The message's DNSMessageTimeout spent ("DNS time budget ..."): a
+    // timeout too, though that query was never sent.
+    if (a.why.find("timeout") != std::string::npos || a.why.find("budget") != std::string::npos)
+      bump(m.dns_timeouts);
     else bump(m.dns_errors);
   }
   return a;
@@ -134,7 +144,8 @@ std::string render_metrics(const MetricsSources& sources) {
   w.sample("dmarc_milter_build_info", std::string("version=\"") + std::string(build::kVersion) + "\"", std::uint64_t{1});
   w.counter("dmarc_milter_messages_total", "Messages that reached end of message, checked or not.", m.messages);
   w.counter("dmarc_milter_messages_unchecked_total",
-            "Messages not checked: client in IgnoreHosts or SMTP-authenticated (IgnoreAuthenticatedClients).",
+            "Messages not checked: client in IgnoreHosts or SMTP-authenticated (IgnoreAuthenticatedClients), "
+            "refused while stopping, or answered after an internal error.",
             m.messages_unchecked);
   w.labelled<DmarcResult>("dmarc_milter_dmarc_results_total", "DMARC results, one per author domain of a checked message.",
                           "result", m.dmarc_results);
@@ -148,7 +159,10 @@ std::string render_metrics(const MetricsSources& sources) {
   w.labelled<Action>("dmarc_milter_actions_total", "What the MTA was told per message.", "action", m.actions);
   w.counter("dmarc_milter_held_total", "Quarantined messages put in the MTA's hold queue (QuarantineAction hold, both).",
             m.held);
-  w.counter("dmarc_milter_forged_ar_removed_total", "Forged Authentication-Results fields removed.", m.forged_ar_removed);
+  w.counter("dmarc_milter_forged_ar_removed_total",
+            "Forged Authentication-Results fields removed (from messages that were delivered).", m.forged_ar_removed);
+  w.counter("dmarc_milter_internal_errors_total",
+            "Internal errors (never expected), each answered with InternalErrorAction; logged.", m.internal_errors);
 
   w.counter("dmarc_milter_dns_queries_total", "DNS queries sent upstream (not answered from the cache).", m.dns_queries);
   w.counter("dmarc_milter_dns_timeouts_total", "Upstream DNS queries that no server answered in time.", m.dns_timeouts);
@@ -170,7 +184,7 @@ std::string render_metrics(const MetricsSources& sources) {
             "Evaluation records dropped because the queue was full (ReportQueueSize).", m.store_dropped);
   w.counter("dmarc_milter_store_records_lost_total", "Records still queued when the milter had to stop without a store.",
             m.store_lost);
-  w.family("dmarc_milter_store_queue_length", "gauge", "Records and report jobs waiting for the store's writer now.");
+  w.family("dmarc_milter_store_queue_length", "gauge", "Evaluation records waiting for the store's writer now.");
   w.sample("dmarc_milter_store_queue_length", "", sources.store_queue_length ? sources.store_queue_length() : 0);
   w.counter("dmarc_milter_report_jobs_queued_total",
             "Failure and local forensic report jobs queued for dmarc-report (after the hourly and daily limits).",
@@ -274,7 +288,7 @@ Expected<std::unique_ptr<MetricsServer>, std::string> MetricsServer::start(const
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (ep->v6 ? MHD_USE_IPv6 : 0);
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | (ep->v6 ? MHD_USE_IPv6 : 0);
   s->impl_->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &on_request, s->impl_.get(), MHD_OPTION_LISTEN_SOCKET,
                                       fd, MHD_OPTION_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                       MHD_OPTION_END);

@@ -78,7 +78,8 @@ struct Metrics {
   std::array<Counter, 3> dispositions{};  // Disposition applied, per author domain
   std::array<Counter, 4> actions{};       // Action per message
   Counter held{0};                        // quarantine by the MTA's hold queue
-  Counter forged_ar_removed{0};
+  Counter forged_ar_removed{0};  // counted by milter.cpp, per field removed
+  Counter internal_errors{0};
   // Upstream DNS (what the cache did not answer).
   Counter dns_queries{0}, dns_timeouts{0}, dns_errors{0};
   // The report store (Recorder).
@@ -88,6 +89,9 @@ struct Metrics {
 
   // count_outcome - one message ended; SECONDS the milter spent on it.
   void count_outcome(const Outcome& o, double seconds) noexcept;
+  // count_reply_only - a message answered without a verdict (refused while
+  // stopping: tempfail; after an internal error: InternalErrorAction).
+  void count_reply_only(bool accepted) noexcept;
 };
 
 Metrics& metrics() noexcept;

@@ -1,5 +1,6 @@
 // milter.cpp - libmilter callbacks
 #include "milter.hpp"
+#include "metrics.hpp"
 
 #include <arpa/inet.h>
 #include <libmilter/mfapi.h>
@@ -131,6 +132,9 @@ sfsistat fallback(SMFICTX* ctx) {
 }
 
 sfsistat internal_error(SMFICTX* ctx, const char* where, const char* what) {
+  metrics().internal_errors.fetch_add(1, std::memory_order_relaxed);
+  // At end of message the reply ends the message: count it as such.
+  if (std::strcmp(where, "eom") == 0) metrics().count_reply_only(internal_error_action() == FallbackAction::Accept);
   spdlog::error("internal error in {}: {}; answering {}", where, what, to_token(internal_error_action()));
   return fallback(ctx);
 }
@@ -169,6 +173,7 @@ sfsistat quiet(SMFICTX* ctx, const char* where, unsigned long nr_bit, bool Conn:
   // Marked first: logging may fail too (no memory), the answer must not.
   auto mark = [&](const char* what) noexcept {
     c->*failed = true;
+    metrics().internal_errors.fetch_add(1, std::memory_order_relaxed);
     try {
       spdlog::error("internal error in {}: {}; answered at end of message ({})", where, what,
                     to_token(internal_error_action()));
@@ -189,12 +194,17 @@ sfsistat quiet(SMFICTX* ctx, const char* where, unsigned long nr_bit, bool Conn:
 // or for a message begun while stopping; nothing when there is none.
 std::optional<sfsistat> pending_failure(SMFICTX* ctx, Conn* c) {
   if (!c) return std::nullopt;
+  // Either answer ends the message unchecked: counted as one (metrics).
   if (c->refused) {
+    metrics().count_reply_only(false);
     smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.2"),
                   const_cast<char*>("DMARC filter restarting; try again later"));
     return SMFIS_TEMPFAIL;
   }
-  if (c->conn_failed || c->msg_failed) return fallback(ctx);
+  if (c->conn_failed || c->msg_failed) {
+    metrics().count_reply_only(internal_error_action() == FallbackAction::Accept);
+    return fallback(ctx);
+  }
   return std::nullopt;
 }
 
@@ -403,6 +413,8 @@ sfsistat on_eom(SMFICTX* ctx) {
     for (const auto& del : o.deletions) {
       if (smfi_chgheader(ctx, const_cast<char*>(del.name.c_str()), del.index, nullptr) != MI_SUCCESS)
         spdlog::warn("could not remove {} #{}", del.name, del.index);
+      else
+        metrics().forged_ar_removed.fetch_add(1, std::memory_order_relaxed);
     }
     if (o.ar_value) {
       if (smfi_insheader(ctx, 0, const_cast<char*>("Authentication-Results"), const_cast<char*>(o.ar_value->c_str())) !=

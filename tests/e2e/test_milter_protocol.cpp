@@ -404,13 +404,18 @@ TEST_CASE("metrics: /metrics counts messages, results, actions, DNS and latency"
 
   const Message aligned{"192.0.2.10", "mx.reject.example", "<alice@reject.example>",
                         message("alice@reject.example", "aligned", "SPF-aligned.\r\n")};
+  // Both carry a forged Authentication-Results with our authserv-id: only
+  // the delivered one has it removed.
+  const std::string forged = "Authentication-Results: mx.proto.example; dmarc=pass\r\n";
   const Message spoof{"198.51.100.77", "spoofer.example", "<ceo@spoofer.example>",
-                      message("ceo@reject.example", "spoof", "Pay this invoice.\r\n")};
+                      forged + message("ceo@reject.example", "spoof", "Pay this invoice.\r\n")};
+  const Message forged_ok{"192.0.2.10", "mx.reject.example", "<alice@reject.example>",
+                          forged + message("alice@reject.example", "forged-ok", "SPF-aligned.\r\n")};
   const Message signed_msg{"198.51.100.77", "relay.example", "<bounce@relay.example>",
                            dkim_sign_message(message("news@reject.example", "signed", "Signed.\r\n"), "reject.example",
                                              "e2e", kKey)};
   int n = 0;
-  for (const Message* m : {&aligned, &spoof, &signed_msg, &aligned}) {
+  for (const Message* m : {&forged_ok, &spoof, &signed_msg, &aligned}) {
     auto c = open_client(milter, 0, m->ip, m->helo);
     one(*c, *m, ++n);
     c->close();
@@ -426,6 +431,8 @@ TEST_CASE("metrics: /metrics counts messages, results, actions, DNS and latency"
   Scrape s = scrape(port);
   CHECK(s.at("dmarc_milter_messages_total") == 5);
   CHECK(s.at("dmarc_milter_messages_unchecked_total") == 1);
+  CHECK(s.at("dmarc_milter_forged_ar_removed_total") == 1);
+  CHECK(s.at("dmarc_milter_internal_errors_total") == 0);
   CHECK(s.at("dmarc_milter_actions_total{action=\"reject\"}") == 1);
   CHECK(s.at("dmarc_milter_actions_total{action=\"accept\"}") == 4);
   CHECK(s.at("dmarc_milter_actions_total{action=\"quarantine\"}") == 0);
@@ -445,7 +452,7 @@ TEST_CASE("metrics: /metrics counts messages, results, actions, DNS and latency"
   CHECK(s.at("dmarc_milter_dns_cache_misses_total") == s.at("dmarc_milter_dns_queries_total"));
   CHECK(s.at("dmarc_milter_dns_cache_hits_total") > 0);
   CHECK(s.at("dmarc_milter_dns_timeouts_total") == 0);
-  // The store: five records (unchecked mail is not recorded).
+  // The store: four records (unchecked mail is not recorded).
   CHECK(s.at("dmarc_milter_store_records_queued_total") == 4);
   CHECK(s.at("dmarc_milter_store_records_dropped_total") == 0);
   // The latency histogram: five observations, cumulative buckets.
