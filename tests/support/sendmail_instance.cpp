@@ -35,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr const char* kDefaultUnpacked = "/var/cache/dmarc-milter-tests/root";
+constexpr const char* kDefaultUnpacked = "/var/cache/dmarc-milter-tests";
 constexpr const char* kDirPrefix = "sm-";
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -282,7 +282,8 @@ SendmailInstance::SendmailInstance(SendmailOptions options) : options_(std::move
   root_ = options_.unpacked;
   if (root_.empty()) {
     const char* env = std::getenv("DMARC_TEST_UNPACKED");
-    root_ = env && *env ? env : kDefaultUnpacked;
+    // DMARC_TEST_UNPACKED is install-deps.sh's directory; the tree is its root/.
+    root_ = std::string(env && *env ? env : kDefaultUnpacked) + "/root";
   }
   if (!fs::exists(root_ + "/usr/libexec/sendmail/sendmail") || !fs::is_directory(root_ + "/usr/share/sendmail/cf")) {
     throw std::runtime_error("sendmail_instance: no unpacked Sendmail under " + root_ +
@@ -697,6 +698,15 @@ std::vector<SendmailQueued> SendmailInstance::quarantined() const { return parse
 std::string SendmailInstance::log() const {
   if (dir_.empty()) return {};
   return read_file(fs::path(dir_) / "maillog");
+}
+
+bool SendmailInstance::wait_log(const std::string& text, std::chrono::milliseconds timeout) const {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (log().find(text) != std::string::npos) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 }  // namespace dmarc::test

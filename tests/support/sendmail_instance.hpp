@@ -19,7 +19,7 @@
 //   A SendmailInstance is one Sendmail of its own, run from the unpacked
 //   Debian packages (sendmail-bin, sendmail-cf, sendmail-base; they
 //   conflict with postfix and are never installed) under
-//   $DMARC_TEST_UNPACKED (default /var/cache/dmarc-milter-tests/root,
+//   $DMARC_TEST_UNPACKED/root (default /var/cache/dmarc-milter-tests/root,
 //   where packaging/install-deps.sh --test puts them). Its state is a fresh
 //   directory DMARC_BINARY_DIR/sendmail-test/sm-XXXXXX (in the build tree:
 //   below a world-writable directory such as /tmp, Sendmail's file-safety
@@ -116,7 +116,7 @@ struct SendmailOptions {
   // Users for AUTH PLAIN/LOGIN; empty = no AUTH offered.
   std::map<std::string, std::string> sasl_users;
   std::vector<std::string> mc_lines;  // extra .mc lines, before MAILER(smtp)
-  std::string unpacked;               // "" = $DMARC_TEST_UNPACKED or the default
+  std::string unpacked;               // the tree; "" = $DMARC_TEST_UNPACKED/root or the default
   std::chrono::milliseconds startup_timeout{20000};
 };
 
@@ -151,6 +151,9 @@ class SendmailInstance {
   std::vector<SendmailQueued> queue() const;
   std::vector<SendmailQueued> quarantined() const;
   std::string log() const;
+  // wait_log - until TEXT is in the log (true) or TIMEOUT passes: Sendmail
+  // logs some lines (delivery, quarantine) after the effect a test sees.
+  bool wait_log(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   // run - a Sendmail program of the unpacked tree (e.g. "sendmail",
   // "makemap") with ARGS, in Sendmail's namespace; its output (stdout and
   // stderr). STATUS gets the exit status.
