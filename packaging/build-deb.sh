@@ -35,7 +35,11 @@ mkdir -p "$src"
 # The source tree, without build directories or .git.
 if [ -d "$here/.git" ] && command -v git >/dev/null 2>&1; then
   if [ "${DEB_SOURCE:-HEAD}" = HEAD ]; then
-    git -C "$here" archive --format=tar HEAD | tar -xf - -C "$src"
+    # Through a file: a failing git archive (e.g. "dubious ownership" when
+    # root builds another user's checkout) must stop here, not later.
+    git -C "$here" archive --format=tar -o "$out/src.tar" HEAD \
+      || { echo "build-deb.sh: git archive HEAD failed (above)" >&2; exit 1; }
+    tar -xf "$out/src.tar" -C "$src" && rm -f "$out/src.tar"
     echo "build-deb.sh: source: commit $(git -C "$here" rev-parse --short HEAD)"
     if ! git -C "$here" diff --quiet HEAD 2>/dev/null; then
       echo "build-deb.sh: note: uncommitted changes are not in the package (DEB_SOURCE=worktree includes them)"
@@ -84,5 +88,11 @@ if [ "${LINTIAN:-1}" != 0 ]; then
     exit 1
   fi
   echo "build-deb.sh: lintian: no errors"
+fi
+# Run as root on another user's checkout (tests/package/test-deb.sh): the
+# build directory goes to the checkout's owner, so a later build as that
+# user can replace it.
+if [ "$(id -u)" -eq 0 ] && [ "$(stat -c %u "$here")" -ne 0 ]; then
+  chown -R "$(stat -c %u:%g "$here")" "$out"
 fi
 echo "$deb"

@@ -31,7 +31,8 @@ BUILD_PKGS="
 # libmicrohttpd-dev (above): the /metrics endpoint (MetricsListen).
 # Issue 15: m4 and libwrap0 for the unpacked Sendmail (below), mandoc for
 # the man page lint, debhelper and lintian for packaging/build-deb.sh and its
-# test; curl fetches /metrics in the metrics test. sasl2-bin (saslpasswd2)
+# test (systemd for systemd-analyze verify of the units: installing it does
+# not make it run). sasl2-bin (saslpasswd2)
 # and libsasl2-modules (PLAIN, LOGIN, sasldb) for real SMTP AUTH in the
 # Sendmail end-to-end test (tests/support/sendmail_instance.cpp).
 TEST_PKGS="
@@ -43,8 +44,7 @@ TEST_PKGS="
   libxml2-utils sqlite3
   chromium
   m4 libwrap0 mandoc
-  debhelper lintian dpkg-dev
-  curl
+  debhelper lintian dpkg-dev systemd
   sasl2-bin libsasl2-modules
 "
 # Packages the tests use unpacked, never installed: sendmail-bin conflicts

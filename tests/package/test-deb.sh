@@ -39,6 +39,40 @@ fail() {
 for tool in dpkg dpkg-deb setpriv getent; do
   command -v "$tool" >/dev/null || fail "$tool is missing"
 done
+# A run killed outright (ctest's SIGKILL at its timeout) left its marker:
+# clean up what that run installed before checking that nothing is there.
+MARKER=/var/lib/dmarc-milter-test-deb.running
+scrub() {
+  local pid
+  for pid in $(package_pids); do kill -KILL "$pid" 2>/dev/null || true; done
+  if dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -qv '^[up]n'; then
+    DEBIAN_FRONTEND=noninteractive dpkg --purge "$PKG" >&2 </dev/null || true
+  fi
+  getent passwd dmarc-milter >/dev/null && userdel dmarc-milter
+  getent group dmarc-milter >/dev/null && groupdel dmarc-milter
+  rm -rf /etc/dmarc-milter.conf /etc/dmarc-milter.conf.dpkg-* /var/lib/dmarc-milter /run/dmarc-milter
+  for f in $(leftover_systemd); do rm -f "$f"; done
+  rm -f "$MARKER"
+}
+# Any process running one of the package's programs (also after the binary
+# is gone: "(deleted)").
+package_pids() {
+  local exe pid
+  for exe in /proc/[0-9]*/exe; do
+    pid=${exe#/proc/}; pid=${pid%/exe}
+    case "$(readlink "$exe" 2>/dev/null)" in
+      /usr/sbin/dmarc-milter*|/usr/sbin/dmarc-report*|/usr/bin/dmarc-check*) echo "$pid" ;;
+    esac
+  done
+}
+leftover_systemd() {
+  find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked \
+    -name '*dmarc-*' 2>/dev/null || true
+}
+if [ -e "$MARKER" ]; then
+  echo "test-deb.sh: an earlier run was killed ($MARKER): removing what it installed" >&2
+  scrub
+fi
 if [ -d /run/systemd/system ]; then
   fail "systemd runs on this host: postinst would start the units itself; this test stands in for systemd on a host without it (CI)"
 fi
@@ -52,10 +86,6 @@ getent group dmarc-milter >/dev/null && fail "a group dmarc-milter exists alread
 for p in $STATE_PATHS; do
   [ -e "$p" ] && fail "$p exists already; the test would replace and then remove it"
 done
-leftover_systemd() {
-  find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked \
-    -name '*dmarc-*' 2>/dev/null || true
-}
 [ -z "$(leftover_systemd)" ] || fail "systemd state of dmarc-* units exists already: $(leftover_systemd | tr '\n' ' ')"
 port_free() {
   "$PY" -c 'import socket,sys
@@ -67,18 +97,8 @@ port_free 8895 || fail "127.0.0.1:8895 (the packaged Socket) is in use by anothe
 
 work=$(mktemp -d /tmp/dmarc-deb-test.XXXXXX)
 started_pids=""
-
-# Any process running one of the package's programs (also after the binary
-# is gone: "(deleted)").
-package_pids() {
-  local exe pid
-  for exe in /proc/[0-9]*/exe; do
-    pid=${exe#/proc/}; pid=${pid%/exe}
-    case "$(readlink "$exe" 2>/dev/null)" in
-      /usr/sbin/dmarc-milter*|/usr/sbin/dmarc-report*|/usr/bin/dmarc-check*) echo "$pid" ;;
-    esac
-  done
-}
+# From here on, what is found of the package was made by this run.
+: >"$MARKER"
 
 cleanup() {
   local rc=$?
@@ -102,6 +122,7 @@ cleanup() {
   rm -rf /etc/dmarc-milter.conf /etc/dmarc-milter.conf.dpkg-* /var/lib/dmarc-milter /run/dmarc-milter
   for f in $(leftover_systemd); do rm -f "$f"; done
   rm -rf "$work"
+  rm -f "$MARKER"
   if [ "$rc" -eq 0 ]; then
     say "PASS"
   else
@@ -174,7 +195,8 @@ dpkg-reconfigure -fnoninteractive "$PKG" >/dev/null 2>&1 </dev/null || true
 say "installed $version: programs, man pages, units, tmpfiles.d, conffile, user uid $uid"
 # systemd itself reads the units (no systemd needs to run): any complaint
 # (an unknown or misspelt setting, a bad value) fails.
-if command -v systemd-analyze >/dev/null; then
+command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing (Debian package systemd; packaging/install-deps.sh --test)"
+if :; then
   (cd /lib/systemd/system && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no \
      dmarc-milter.service dmarc-report.service dmarc-report.timer dmarc-report-run.service) >"$work/verify.out" 2>&1 || true
   if [ -s "$work/verify.out" ]; then
@@ -183,6 +205,15 @@ if command -v systemd-analyze >/dev/null; then
   fi
   say "systemd-analyze verify: the four units parse clean"
 fi
+
+# What dpkg runs on a systemd host (not this one): the start on install
+# becomes a restart on upgrade ($2 set), and prerm stops the units only on
+# remove, so an upgrade never starts a second copy. The run below checks the
+# same without systemd.
+dpkg-deb -e "$deb" "$work/ctl"
+grep -q '_dh_action=restart' "$work/ctl/postinst" || fail "postinst does not restart on upgrade (dh_installsystemd snippet missing)"
+grep -q 'deb-systemd-invoke stop' "$work/ctl/prerm" && ! grep -q '"$1" = remove' "$work/ctl/prerm" \
+  && fail "prerm stops the units on other than remove"
 
 # --- the unit, read as systemd would ---------------------------------------------
 # The last assignment of KEY in [Service] (an empty one resets it).
