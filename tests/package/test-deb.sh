@@ -52,6 +52,7 @@ scrub() {
   getent group dmarc-milter >/dev/null && groupdel dmarc-milter
   rm -rf /etc/dmarc-milter.conf /etc/dmarc-milter.conf.dpkg-* /var/lib/dmarc-milter /run/dmarc-milter
   for f in $(leftover_systemd); do rm -f "$f"; done
+  rm -rf /tmp/dmarc-deb-test.*
   rm -f "$MARKER"
 }
 # Any process running one of the package's programs (also after the binary
