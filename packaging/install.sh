@@ -57,6 +57,49 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   for unit in dmarc-report.service dmarc-report.timer dmarc-report-run.service; do
     sed "s|@SBINDIR@|$PREFIX/sbin|" "packaging/$unit" > "/etc/systemd/system/$unit"
   done
+  # The unit runs as dmarc-milter with a read-only system. A configuration
+  # from before (UserID with another user or group, a unix Socket elsewhere
+  # than /run/dmarc-milter, e.g. in Postfix's spool, a ReportStore outside
+  # /var/lib/dmarc-milter) gets a drop-in that gives the unit that user,
+  # group and those directories.
+  effective=$("$PREFIX/sbin/dmarc-milter" -c /etc/dmarc-milter.conf -n 2>/dev/null)
+  cfg_user=$(printf '%s\n' "$effective" | sed -n 's/^UserID //p')
+  cfg_socket=$(printf '%s\n' "$effective" | sed -n 's/^Socket //p')
+  dropin=/etc/systemd/system/dmarc-milter.service.d/install-sh.conf
+  extra=""
+  u=${cfg_user%%:*}
+  g=""
+  case "$cfg_user" in *:*) g=${cfg_user#*:} ;; esac
+  if [ -n "$u" ] && [ "$u" != dmarc-milter ]; then
+    extra="${extra}User=$u
+Group=$(id -gn "$u" 2>/dev/null || echo "$u")
+"
+  fi
+  if [ -n "$g" ] && [ "$g" != "${u:-dmarc-milter}" ] && [ "$g" != dmarc-milter ]; then
+    extra="${extra}SupplementaryGroups=$g
+"
+  fi
+  case "$cfg_socket" in
+    unix:/run/dmarc-milter/*|local:/run/dmarc-milter/*) ;;
+    unix:/*|local:/*)
+      sock_dir=$(dirname "${cfg_socket#*:}")
+      extra="${extra}ReadWritePaths=$sock_dir
+" ;;
+  esac
+  cfg_store=$(printf '%s\n' "$effective" | sed -n 's/^ReportStore sqlite://p')
+  case "$cfg_store" in
+    ""|/var/lib/dmarc-milter/*) ;;
+    /*) extra="${extra}ReadWritePaths=$(dirname "$cfg_store")
+" ;;
+  esac
+  if [ -n "$extra" ]; then
+    mkdir -p "$(dirname "$dropin")"
+    printf '# Written by packaging/install.sh for UserID %s, Socket %s, ReportStore %s\n[Service]\n%s' \
+      "$cfg_user" "$cfg_socket" "$cfg_store" "$extra" > "$dropin"
+    echo "install.sh: wrote $dropin (the configuration's user, group or socket directory)"
+  else
+    rm -f "$dropin"
+  fi
   systemctl daemon-reload
   systemctl enable dmarc-milter >/dev/null 2>&1 || true
   # The long-running sender; dmarc-report.timer is the daily-only
