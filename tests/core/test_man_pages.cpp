@@ -14,18 +14,13 @@
 #include <string>
 
 #include "dmarc/config/config.hpp"
+#include "support/doc_check.hpp"
 
 namespace {
 
 const std::string kSource = DMARC_TEST_DATA_DIR "/../..";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using dmarc::test::slurp;
 
 // The page as its reader sees the words: "\-" is "-", font escapes gone.
 std::string page_text(const std::string& path) {
@@ -96,12 +91,5 @@ TEST_CASE("man pages: dmarc-milter.conf(5) names exactly the keys of the setting
   std::regex item(R"(\n\.TP\n\.BI? ([A-Z][A-Za-z0-9]*)\b)");
   for (auto it = std::sregex_iterator(page.begin(), page.end(), item); it != std::sregex_iterator(); ++it)
     documented.insert((*it)[1].str());
-  for (const auto& k : table) {
-    INFO("missing from the page: " << k);
-    CHECK(documented.count(k) == 1);
-  }
-  for (const auto& k : documented) {
-    INFO("the page names a key that does not exist: " << k);
-    CHECK(table.count(k) == 1);
-  }
+  dmarc::test::check_same_names(table, documented, "dmarc-milter.conf(5)");
 }

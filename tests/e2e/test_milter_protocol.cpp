@@ -295,17 +295,26 @@ TEST_CASE("milter protocol: RCPT TO is asked for, without a reply under protocol
 
 namespace {
 
-std::uint16_t free_tcp_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
+// bound_loopback - a socket of TYPE bound to a free port on 127.0.0.1; the
+// port, the socket in *FD.
+std::uint16_t bound_loopback(int type, int* fd) {
+  *fd = socket(AF_INET, type, 0);
+  REQUIRE(*fd >= 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(bind(*fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
+  getsockname(*fd, reinterpret_cast<sockaddr*>(&a), &len);
   return ntohs(a.sin_port);
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_tcp_port() {
+  int fd = -1;
+  std::uint16_t port = bound_loopback(SOCK_STREAM, &fd);
+  close(fd);
+  return port;
 }
 
 // http - one HTTP/1.0 request to 127.0.0.1:PORT; the whole response.
@@ -479,15 +488,8 @@ TEST_CASE("metrics: /metrics counts messages, results, actions, DNS and latency"
 
 TEST_CASE("metrics: DNS timeouts are counted; a busy MetricsListen stops the start", "[e2e][protocol][metrics]") {
   // A nameserver that never answers: a bound UDP socket nobody reads.
-  int silent = socket(AF_INET, SOCK_DGRAM, 0);
-  REQUIRE(silent >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string ns = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  int silent = -1;
+  const std::string ns = "127.0.0.1:" + std::to_string(bound_loopback(SOCK_DGRAM, &silent));
   const std::uint16_t port = free_tcp_port();
   {
     MilterProcess milter("Syslog no\nAuthservID mx.proto.example\nNameservers " + ns +

@@ -13,19 +13,12 @@
 
 #include "metrics.hpp"
 #include "session.hpp"
+#include "support/doc_check.hpp"
 
 using dmarc::milter::Histogram;
 using dmarc::milter::metrics;
 
-namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-}  // namespace
+using dmarc::test::slurp;
 
 TEST_CASE("metrics: histogram buckets are upper-inclusive and cumulative", "[metrics]") {
   Histogram h;
@@ -104,14 +97,7 @@ TEST_CASE("metrics: every family exposed is in dmarc-milter(8), METRICS, and no 
   std::regex name(R"(dmarc_milter_[a-z_]+[a-z])");
   for (auto it = std::sregex_iterator(section.begin(), section.end(), name); it != std::sregex_iterator(); ++it)
     documented.insert((*it)[0].str());
-  for (const auto& e : exposed) {
-    INFO("not in the man page: " << e);
-    CHECK(documented.count(e) == 1);
-  }
-  for (const auto& d : documented) {
-    INFO("the man page names a metric that does not exist: " << d);
-    CHECK(exposed.count(d) == 1);
-  }
+  dmarc::test::check_same_names(exposed, documented, "dmarc-milter(8) METRICS");
 }
 
 TEST_CASE("metrics: conf/grafana-dashboard.json is JSON and shows only metrics that exist", "[metrics][docs]") {

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "dmarc/config/config.hpp"
+#include "support/doc_check.hpp"
 
 namespace {
 
@@ -25,13 +26,7 @@ std::string unpacked() {
   return std::string(e && *e ? e : "/var/cache/dmarc-milter-tests") + "/root";
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) FAIL("cannot read " << path << " (run packaging/install-deps.sh --test)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using dmarc::test::slurp;  // the unpacked files: packaging/install-deps.sh --test
 
 struct Run {
   int status = -1;
