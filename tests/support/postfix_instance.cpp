@@ -1,5 +1,6 @@
 // postfix_instance.cpp - a private Postfix on 127.0.0.1 for end-to-end tests
 #include "support/postfix_instance.hpp"
+#include "support/process_group.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -880,37 +881,7 @@ void PostfixInstance::start_once() {
 }
 
 void PostfixInstance::stop() noexcept {
-  if (watchdog_pid_ > 0) {
-    const char quit = 'q';
-    (void)!::write(watchdog_fd_, &quit, 1);
-    int status = 0;
-    while (::waitpid(watchdog_pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    watchdog_pid_ = -1;
-  }
-  if (watchdog_fd_ >= 0) ::close(std::exchange(watchdog_fd_, -1));
-  if (master_pid_ > 0) {
-    ::kill(master_pid_, SIGTERM);
-    // Wait for the master to exit without reaping it: while it is a
-    // zombie its process group id cannot be reused, so the SIGKILL below
-    // reaches only its own daemons (e.g. a smtpd still in a session).
-    siginfo_t info{};
-    bool exited = false;
-    for (int i = 0; i < 500 && !exited; ++i) {
-      info.si_pid = 0;
-      if (::waitid(P_PID, static_cast<id_t>(master_pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == master_pid_) {
-        exited = true;
-      } else {
-        ::usleep(10 * 1000);
-      }
-    }
-    ::kill(-master_pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(master_pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    master_pid_ = -1;
-  }
+  stop_group(master_pid_, watchdog_pid_, watchdog_fd_);
   sasl_.reset();
   const bool keep = env_is("DMARC_TEST_KEEP_POSTFIX", "1");
   if (registered_ && !keep) {

@@ -1,5 +1,6 @@
 // sendmail_instance.cpp - a private Sendmail on 127.0.0.1 for end-to-end tests
 #include "support/sendmail_instance.hpp"
+#include "support/process_group.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -554,35 +555,7 @@ void SendmailInstance::start_once() {
 }
 
 void SendmailInstance::stop() noexcept {
-  if (watchdog_pid_ > 0) {
-    const char quit = 'q';
-    (void)!::write(watchdog_fd_, &quit, 1);
-    int status = 0;
-    while (::waitpid(watchdog_pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    watchdog_pid_ = -1;
-  }
-  if (watchdog_fd_ >= 0) ::close(std::exchange(watchdog_fd_, -1));
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    // Not reaped until its group is killed: while it is a zombie its
-    // process group id cannot be reused.
-    siginfo_t info{};
-    bool exited = false;
-    for (int i = 0; i < 500 && !exited; ++i) {
-      info.si_pid = 0;
-      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_) {
-        exited = true;
-      } else {
-        ::usleep(10 * 1000);
-      }
-    }
-    ::kill(-pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
+  stop_group(pid_, watchdog_pid_, watchdog_fd_);
   log_stop_.store(true);
   if (log_thread_.joinable()) log_thread_.join();
   if (log_fd_ >= 0) ::close(std::exchange(log_fd_, -1));
