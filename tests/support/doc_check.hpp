@@ -1,6 +1,6 @@
 // doc_check.hpp - helpers for the tests that hold documentation to the code
 //
-//   std::string text = dmarc::test::slurp(path);   // FAIL when unreadable
+//   std::string text = dmarc::test::slurp(path);   // (temp_dir.hpp)
 //   dmarc::test::check_same_names(in_code, in_page, "the man page");
 //
 // check_same_names CHECKs both ways: every name of CODE is in DOC ("missing
@@ -10,20 +10,12 @@
 
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 
-namespace dmarc::test {
+#include "support/temp_dir.hpp"
 
-inline std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) FAIL("cannot read " << path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+namespace dmarc::test {
 
 inline void check_same_names(const std::set<std::string>& code, const std::set<std::string>& doc,
                              const std::string& where) {

@@ -1,6 +1,7 @@
 // postfix_instance.cpp - a private Postfix on 127.0.0.1 for end-to-end tests
 #include "support/postfix_instance.hpp"
 #include "support/process_group.hpp"
+#include "support/temp_dir.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -907,22 +908,7 @@ void PostfixInstance::stop() noexcept {
 }
 
 std::vector<std::string> PostfixInstance::delivered() const {
-  struct Entry {
-    fs::file_time_type time;
-    std::string name;
-    fs::path path;
-  };
-  std::vector<Entry> entries;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(maildir()) / "new", ec)) {
-    if (!e.is_regular_file()) continue;
-    entries.push_back({e.last_write_time(ec), e.path().filename().string(), e.path()});
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.time != b.time ? a.time < b.time : a.name < b.name; });
-  std::vector<std::string> out;
-  for (const auto& e : entries) out.push_back(read_file(e.path));
-  return out;
+  return read_files_oldest_first(fs::path(maildir()) / "new");
 }
 
 std::vector<std::string> PostfixInstance::wait_delivered(std::size_t n, std::chrono::milliseconds timeout) const {

@@ -1,6 +1,7 @@
 // sendmail_instance.cpp - a private Sendmail on 127.0.0.1 for end-to-end tests
 #include "support/sendmail_instance.hpp"
 #include "support/process_group.hpp"
+#include "support/temp_dir.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -571,23 +572,7 @@ void SendmailInstance::stop() noexcept {
 }
 
 std::vector<std::string> SendmailInstance::delivered() const {
-  struct Entry {
-    fs::file_time_type time;
-    std::string name;
-    fs::path path;
-  };
-  std::vector<Entry> entries;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(dir_) / "out", ec)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || (name.size() > 4 && name.substr(name.size() - 4) == ".tmp")) continue;
-    entries.push_back({e.last_write_time(ec), name, e.path()});
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.time != b.time ? a.time < b.time : a.name < b.name; });
-  std::vector<std::string> out;
-  for (const auto& e : entries) out.push_back(read_file(e.path));
-  return out;
+  return read_files_oldest_first(fs::path(dir_) / "out", ".tmp");
 }
 
 std::vector<std::string> SendmailInstance::wait_delivered(std::size_t n, std::chrono::milliseconds timeout) const {

@@ -5,9 +5,12 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +42,33 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// read_files_oldest_first - the contents of the regular files in DIR, by
+// modification time, then name; names ending in SKIP_SUFFIX (when given)
+// are left out. A missing DIR gives none.
+inline std::vector<std::string> read_files_oldest_first(const std::filesystem::path& dir,
+                                                        const std::string& skip_suffix = {}) {
+  struct Entry {
+    std::filesystem::file_time_type time;
+    std::string name;
+    std::filesystem::path path;
+  };
+  std::vector<Entry> entries;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file()) continue;
+    if (!skip_suffix.empty() && name.size() > skip_suffix.size() &&
+        name.compare(name.size() - skip_suffix.size(), skip_suffix.size(), skip_suffix) == 0)
+      continue;
+    entries.push_back({e.last_write_time(ec), name, e.path()});
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.time != b.time ? a.time < b.time : a.name < b.name; });
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(slurp(e.path.string()));
+  return out;
 }
 
 }  // namespace dmarc::test
