@@ -182,6 +182,11 @@ std::optional<FailureOptions> parse_fo(std::string_view value) {
 template <class Int>
 std::optional<Int> parse_uint(std::string_view v, Int max) {
   if (v.empty() || v.size() > 10) return std::nullopt;
+  // Digits only (RFC 7489 6.4: 1*DIGIT): from_chars would take "-500" for
+  // a signed Int, and pct=-500 would sample every failure out (found by
+  // tests/fuzz/fuzz_dmarc_record).
+  for (char c : v)
+    if (c < '0' || c > '9') return std::nullopt;
   Int n{};
   auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc{} || ptr != v.data() + v.size() || n > max) return std::nullopt;

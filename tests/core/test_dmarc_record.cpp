@@ -92,6 +92,24 @@ TEST_CASE("record: other bad values fall back to defaults (RFC 7489 6.3)", "[rec
   CHECK(r->problems.size() == 8);
 }
 
+TEST_CASE("record: a signed or non-digit pct or ri is discarded, never a negative percent (fuzz_dmarc_record)", "[record]") {
+  // from_chars reads "-500" for a signed integer: pct=-500 sampled every
+  // failure out in RFC 7489 mode, so p=reject stopped no spoof.
+  for (const char* v : {"-500", "-0", "+50", " 50x", "5 0", "0x10"}) {
+    INFO(v);
+    auto r = parse_dmarc_record(std::string("v=DMARC1; p=reject; pct=") + v + "; ri=" + v);
+    REQUIRE(r);
+    CHECK(r->pct == 100);
+    CHECK_FALSE(r->pct_present);
+    CHECK(r->ri == 86400);
+    CHECK(r->problems.size() == 2);
+  }
+  auto ok = parse_dmarc_record("v=DMARC1; p=reject; pct=0; ri=3600");
+  REQUIRE(ok);
+  CHECK(ok->pct == 0);
+  CHECK(ok->ri == 3600);
+}
+
 TEST_CASE("record: all tags parsed", "[record]") {
   auto r = parse_dmarc_record(
       "v=DMARC1; p=Reject; sp=NONE; np=quarantine; adkim=s; aspf=S; fo=1:d:S; "

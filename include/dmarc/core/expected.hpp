@@ -14,6 +14,9 @@ namespace dmarc {
 
 template <class E>
 struct Unexpected {
+  // A constructor, not aggregate initialization: clang before 16 has no
+  // parenthesized aggregate init (the fuzz build, tests/fuzz).
+  explicit Unexpected(E e) : error(std::move(e)) {}
   E error;
 };
 template <class E>
