@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -307,6 +308,13 @@ Expected<std::vector<Entry>, ConfigError> list_entries(const Config& c, std::str
       out.push_back({item, file, line});
       continue;
     }
+    // A regular file of a sane size: /dev/zero or a FIFO would never end.
+    std::error_code fe;
+    const auto st = std::filesystem::status(item, fe);
+    if (!fe && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+      return Unexpected(ConfigError{file, line, std::string(key) + ": " + item + " is not a regular file"});
+    if (!fe && std::filesystem::is_regular_file(st) && std::filesystem::file_size(item, fe) > (64u << 20))
+      return Unexpected(ConfigError{file, line, std::string(key) + ": " + item + " is larger than 64 MiB"});
     std::ifstream in(item);
     if (!in) return Unexpected(ConfigError{file, line, std::string(key) + ": cannot read " + item + ": " + std::strerror(errno)});
     std::string l;

@@ -165,3 +165,14 @@ TEST_CASE("config: MetricsListen takes a literal IP and a port, nothing else", "
     CHECK_THAT(r.error().message, Catch::Contains("MetricsListen"));
   }
 }
+
+TEST_CASE("config: a list file that is not a regular file is an error, not a hang", "[config]") {
+  // /dev/zero has no line end: getline would read it for ever (tests/fuzz/fuzz_config).
+  for (const char* f : {"/dev/zero", "/dev/null", "/"}) {
+    INFO(f);
+    auto r = parse_config(std::string("\nIgnoreHosts ") + f + "\n", "l.conf");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().line == 2);
+    CHECK_THAT(r.error().message, Catch::Contains("is not a regular file"));
+  }
+}
