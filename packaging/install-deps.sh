@@ -35,6 +35,8 @@ BUILD_PKGS="
 # not make it run). sasl2-bin (saslpasswd2)
 # and libsasl2-modules (PLAIN, LOGIN, sasldb) for real SMTP AUTH in the
 # Sendmail end-to-end test (tests/support/sendmail_instance.cpp).
+# Issue 16: clang and libclang-rt-14-dev (libFuzzer, ASan) build and run
+# the fuzz targets (tests/fuzz/run-fuzz.sh).
 TEST_PKGS="
   catch2 libyaml-cpp-dev
   nsd
@@ -46,6 +48,7 @@ TEST_PKGS="
   m4 libwrap0 mandoc
   debhelper lintian dpkg-dev systemd
   sasl2-bin libsasl2-modules
+  clang libclang-rt-14-dev
 "
 # Packages the tests use unpacked, never installed: sendmail-bin conflicts
 # with postfix; opendmarc's shipped /etc/opendmarc.conf is what

@@ -21,6 +21,12 @@ cmake --build "$BUILD_DIR" -j "$JOBS"
 status=0
 (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 600 -j "$JOBS") || status=$?
 
+# The libFuzzer targets (tests/fuzz), a fixed seed and number of inputs
+# each: a clang build of its own in build-fuzz.
+echo
+echo "== fuzz (tests/fuzz/run-fuzz.sh) =="
+tests/fuzz/run-fuzz.sh || status=$?
+
 # The conformance counts, from the test output.
 echo
 echo "== conformance summary =="
