@@ -23,9 +23,10 @@ CONF=$(cd "$here/.." && pwd)/shared/conformance
 TARGETS="fuzz_dmarc_record fuzz_from_header fuzz_auth_results fuzz_config"
 
 command -v clang++ >/dev/null || { echo "run-fuzz.sh: clang++ is missing (packaging/install-deps.sh --test)" >&2; exit 1; }
+mkdir -p "$BUILD"
 CC=clang CXX=clang++ cmake -S "$here" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDMARC_MILTER_FUZZ=ON -DDMARC_MILTER_TESTS=OFF >"$BUILD.cmake.log" 2>&1 \
-  || { cat "$BUILD.cmake.log" >&2; exit 1; }
+  -DDMARC_MILTER_FUZZ=ON -DDMARC_MILTER_TESTS=OFF >"$BUILD/configure.log" 2>&1 \
+  || { cat "$BUILD/configure.log" >&2; exit 1; }
 # shellcheck disable=SC2086
 cmake --build "$BUILD" -j "$(nproc)" --target $TARGETS
 
