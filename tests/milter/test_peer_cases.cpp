@@ -8,51 +8,28 @@
 #include <string>
 #include <vector>
 
-#include "dmarc/config/config.hpp"
 #include "dmarc/core/auth_results.hpp"
-#include "engine.hpp"
-#include "session.hpp"
-#include "support/static_resolver.hpp"
+#include "session_fixture.hpp"
 
 using namespace dmarc;
 using namespace dmarc::milter;
 
+using namespace dmarc::milter::fixture;
+
 namespace {
 
-std::shared_ptr<const Engine> engine() {
-  auto dns = std::make_shared<test::StaticResolver>();
-  dns->add_txt("_dmarc.reject.example", "v=DMARC1; p=reject");
-  dns->add_txt("reject.example", "v=spf1 ip4:192.0.2.0/24 -all");
+// session_fixture's zone, and what these cases need besides.
+std::shared_ptr<test::StaticResolver> peer_world() {
+  auto dns = world();
   dns->add_txt("helo.other.example", "v=spf1 ip4:198.51.100.0/24 -all");
   dns->add_txt("_dmarc.strict.example", "v=DMARC1; p=reject; aspf=s; adkim=s");
   dns->add_txt("mail.strict.example", "v=spf1 ip4:192.0.2.0/24 -all");
   dns->add_txt("_dmarc.v6.example", "v=DMARC1; p=reject");
   dns->add_txt("v6.example", "v=spf1 ip6:2001:db8:1::25 ip6:2001:db8:2::/48 -all");
-  auto cfg = parse_config("AuthservID mx.test.example\nIgnoreHosts 127.0.0.1\n", "peer.conf");
-  REQUIRE(cfg);
-  auto e = Engine::build(cfg.value(), dns);
-  REQUIRE(e);
-  return e.value();
+  return dns;
 }
 
-struct Msg {
-  std::string ip = "192.0.2.10";
-  std::string helo = "mail.reject.example";
-  std::string mail_from = "alice@reject.example";
-  std::vector<std::pair<std::string, std::string>> headers = {{"From", " alice@reject.example"},
-                                                              {"Subject", " peer case"}};
-};
-
-Outcome run(const Msg& m) {
-  Session s(engine());
-  s.connect("client.example", m.ip);
-  s.helo(m.helo);
-  s.envfrom(m.mail_from, "", "PEER1");
-  for (const auto& [n, v] : m.headers) s.header(n, v);
-  s.eoh();
-  if (s.wants_body()) s.body("body\r\n");
-  return s.eom("PEER1");
-}
+Outcome run(const Msg& m) { return fixture::run(engine("IgnoreHosts 127.0.0.1\n", peer_world()), m); }
 
 // The field we insert is one header field: a line break only as folding
 // (LF then TAB), never CR, never a line that starts a new field.

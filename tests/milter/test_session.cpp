@@ -14,59 +14,15 @@
 #include "eval.hpp"
 #include "session.hpp"
 #include "support/dkim_signer.hpp"
+#include "session_fixture.hpp"
 #include "support/static_resolver.hpp"
 
 using namespace dmarc;
 using namespace dmarc::milter;
 
+using namespace dmarc::milter::fixture;
+
 namespace {
-
-std::shared_ptr<test::StaticResolver> world() {
-  auto dns = std::make_shared<test::StaticResolver>();
-  dns->add_txt("_dmarc.reject.example", "v=DMARC1; p=reject");
-  dns->add_txt("reject.example", "v=spf1 ip4:192.0.2.0/24 -all");
-  dns->add("reject.example", RRType::A, "192.0.2.1");
-  dns->add_txt("_dmarc.quarantine.example", "v=DMARC1; p=quarantine");
-  dns->add_txt("quarantine.example", "v=spf1 ip4:192.0.2.0/24 -all");
-  dns->add("quarantine.example", RRType::A, "192.0.2.1");
-  dns->add_txt("_dmarc.none.example", "v=DMARC1; p=none");
-  dns->add_txt("none.example", "v=spf1 ip4:192.0.2.0/24 -all");
-  dns->add("none.example", RRType::A, "192.0.2.1");
-  dns->add_txt("helo.reject.example", "v=spf1 ip4:198.51.100.0/24 -all");
-  dns->add("helo.reject.example", RRType::A, "198.51.100.1");
-  dns->fail("_dmarc.broken.example");
-  dns->add("broken.example", RRType::A, "192.0.2.1");
-  return dns;
-}
-
-std::shared_ptr<const Engine> engine(const std::string& extra = "", std::shared_ptr<test::StaticResolver> dns = world()) {
-  auto cfg = parse_config("AuthservID mx.test.example\n" + extra, "test.conf");
-  REQUIRE(cfg);
-  auto e = Engine::build(cfg.value(), dns);
-  REQUIRE(e);
-  return e.value();
-}
-
-struct Msg {
-  std::string ip = "192.0.2.10";
-  std::string helo = "mail.reject.example";
-  std::string mail_from = "alice@reject.example";
-  std::string auth;
-  std::vector<std::pair<std::string, std::string>> headers = {
-      {"From", " Alice <alice@reject.example>"}, {"To", " bob@test.example"}, {"Subject", " hi"}};
-  std::string body = "Hello\r\n";
-};
-
-Outcome run(const std::shared_ptr<const Engine>& e, const Msg& m) {
-  Session s(e);
-  s.connect("client.example", m.ip);
-  s.helo(m.helo);
-  s.envfrom(m.mail_from, m.auth, "QID1");
-  for (const auto& [n, v] : m.headers) s.header(n, v);
-  s.eoh();
-  if (s.wants_body()) s.body(m.body);
-  return s.eom("QID1");
-}
 
 bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 

@@ -70,23 +70,6 @@ class Fd {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& text, mode_t mode = 0644) {
-  {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw std::runtime_error("postfix_instance: cannot write " + p.string());
-  }
-  if (::chmod(p.c_str(), mode) != 0) throw std::runtime_error(errno_text("postfix_instance: chmod " + p.string()));
-}
-
 // age_file - set the modification time of P an hour back. Postfix will not
 // read a configuration file (main.cf, lookup tables) modified less than two
 // seconds ago: it sleeps in 300 ms steps until the file has "cooled down",
@@ -115,7 +98,7 @@ bool env_is(const char* name, std::string_view value) {
 
 // process_start_time - field 22 of /proc/PID/stat ("" if there is no such process).
 std::string process_start_time(pid_t pid) {
-  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   const std::size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return {};
   std::istringstream in(stat.substr(paren + 2));
@@ -284,7 +267,7 @@ void edit_alternate_dirs(const std::function<void(std::vector<std::string>&)>& e
   const fs::path main_cf = fs::path(kEtcPostfix) / "main.cf";
   std::string text;
   if (fs::exists(main_cf)) {
-    text = read_file(main_cf);
+    text = slurp(main_cf);
   } else {
     text =
         "# main.cf - written by the dmarc-milter tests (tests/support/postfix_instance.cpp)\n"
@@ -358,16 +341,16 @@ void reap_stale_dirs() {
   for (const auto& entry : fs::directory_iterator(kTmp, ec)) {
     const std::string base = entry.path().filename().string();
     if (base.rfind(kDirPrefix, 0) != 0 || !entry.is_directory()) continue;
-    std::istringstream owner(read_file(entry.path() / "owner"));
+    std::istringstream owner(slurp(entry.path() / "owner"));
     long pid = 0;
     std::string start;
     if (!(owner >> pid >> start) || pid <= 0) continue;  // being created, or not ours
     if (process_start_time(static_cast<pid_t>(pid)) == start) continue;  // owner alive
-    std::istringstream master(read_file(entry.path() / "queue" / "pid" / "master.pid"));
+    std::istringstream master(slurp(entry.path() / "queue" / "pid" / "master.pid"));
     long mpid = 0;
     if ((master >> mpid) && mpid > 0 && ::kill(static_cast<pid_t>(mpid), 0) == 0) {
       // A zombie does not count as running.
-      const std::string stat = read_file("/proc/" + std::to_string(mpid) + "/stat");
+      const std::string stat = slurp("/proc/" + std::to_string(mpid) + "/stat");
       const std::size_t paren = stat.rfind(')');
       if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z') continue;
     }
@@ -389,7 +372,7 @@ struct QueueDir {
 // installed Postfix lists them ("$queue_directory/NAME:d:OWNER:GROUP:MODE:...").
 std::vector<QueueDir> queue_layout() {
   const fs::path files = fs::path(kEtcPostfix) / "postfix-files";
-  std::istringstream in(read_file(files));
+  std::istringstream in(slurp(files));
   std::vector<QueueDir> out;
   std::string line;
   const std::string prefix = "$queue_directory/";
@@ -425,7 +408,7 @@ std::vector<QueueDir> queue_layout() {
 // listening - 127.0.0.1:PORT is in the LISTEN state (from /proc/net/tcp, so
 // that no probe connection reaches smtpd and, through it, the milter).
 bool listening(std::uint16_t port) {
-  std::istringstream in(read_file("/proc/net/tcp"));
+  std::istringstream in(slurp("/proc/net/tcp"));
   std::string line;
   std::getline(in, line);  // header
   char want[32];
@@ -868,14 +851,14 @@ void PostfixInstance::start_once() {
     if (::waitpid(master_pid_, &status, WNOHANG) == master_pid_) {
       master_pid_ = -1;
       throw std::runtime_error("postfix_instance: the Postfix master exited during startup (status " +
-                               std::to_string(status) + "); master output:\n" + read_file(dir / "master.out") +
+                               std::to_string(status) + "); master output:\n" + slurp(dir / "master.out") +
                                "\nmaillog:\n" + log());
     }
     if (listening(port_)) break;
     if (Clock::now() > deadline) {
       throw std::runtime_error("postfix_instance: smtpd is not listening on 127.0.0.1:" + std::to_string(port_) +
                                " after " + std::to_string(options_.startup_timeout.count()) +
-                               " ms; master output:\n" + read_file(dir / "master.out") + "\nmaillog:\n" + log());
+                               " ms; master output:\n" + slurp(dir / "master.out") + "\nmaillog:\n" + log());
     }
     ::usleep(10 * 1000);
   }
@@ -974,7 +957,7 @@ std::vector<QueuedMessage> PostfixInstance::held() const {
 
 std::string PostfixInstance::log() const {
   if (dir_.empty()) return {};
-  return read_file(fs::path(dir_) / "maillog");
+  return slurp(fs::path(dir_) / "maillog");
 }
 
 std::string PostfixInstance::postconf(const std::string& name) const {

@@ -42,23 +42,6 @@ constexpr const char* kDirPrefix = "sm-";
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& text, mode_t mode = 0644) {
-  {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw std::runtime_error("sendmail_instance: cannot write " + p.string());
-  }
-  if (::chmod(p.c_str(), mode) != 0) throw std::runtime_error(errno_text("sendmail_instance: chmod " + p.string()));
-}
-
 void make_dir(const fs::path& p, mode_t mode) {
   if (::mkdir(p.c_str(), mode) != 0 && errno != EEXIST) {
     throw std::runtime_error(errno_text("sendmail_instance: mkdir " + p.string()));
@@ -72,7 +55,7 @@ bool env_is(const char* name, std::string_view value) {
 }
 
 std::string process_start_time(pid_t pid) {
-  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   const std::size_t paren = stat.rfind(')');
   if (paren == std::string::npos) return {};
   std::istringstream in(stat.substr(paren + 2));
@@ -84,7 +67,7 @@ std::string process_start_time(pid_t pid) {
 
 bool running_not_zombie(pid_t pid) {
   if (pid <= 0 || ::kill(pid, 0) != 0) return false;
-  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
   const std::size_t paren = stat.rfind(')');
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
 }
@@ -93,7 +76,7 @@ bool running_not_zombie(pid_t pid) {
 // network namespace (from /proc, so that no connection is made: a probe
 // would be a session in Sendmail's log).
 bool listening(std::uint16_t port) {
-  std::istringstream in(read_file("/proc/thread-self/net/tcp"));
+  std::istringstream in(slurp("/proc/thread-self/net/tcp"));
   char want[32];
   std::snprintf(want, sizeof want, "0100007F:%04X", port);
   std::string line;
@@ -220,12 +203,12 @@ void reap_stale_dirs() {
   for (const auto& entry : fs::directory_iterator(state_root(), ec)) {
     const std::string base = entry.path().filename().string();
     if (base.rfind(kDirPrefix, 0) != 0 || !entry.is_directory()) continue;
-    std::istringstream owner(read_file(entry.path() / "owner"));
+    std::istringstream owner(slurp(entry.path() / "owner"));
     long pid = 0;
     std::string start;
     if (!(owner >> pid >> start) || pid <= 0) continue;
     if (process_start_time(static_cast<pid_t>(pid)) == start) continue;
-    std::istringstream daemon(read_file(entry.path() / "sendmail.pid"));
+    std::istringstream daemon(slurp(entry.path() / "sendmail.pid"));
     long dpid = 0;
     if ((daemon >> dpid) && running_not_zombie(static_cast<pid_t>(dpid))) continue;
     if (env_is("DMARC_TEST_KEEP_SENDMAIL", "1")) continue;
@@ -301,7 +284,7 @@ SendmailInstance::SendmailInstance(SendmailOptions options) : options_(std::move
 
 SendmailInstance::~SendmailInstance() { stop(); }
 
-std::string SendmailInstance::mc() const { return read_file(fs::path(dir_) / "test.mc"); }
+std::string SendmailInstance::mc() const { return slurp(fs::path(dir_) / "test.mc"); }
 
 std::string SendmailInstance::run(const std::string& program, const std::vector<std::string>& args, int& status,
                                   const std::string& input) const {
@@ -543,13 +526,13 @@ void SendmailInstance::start_once() {
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
       throw std::runtime_error("sendmail_instance: Sendmail exited during startup (status " + std::to_string(status) +
-                               "); output:\n" + read_file(out_path) + "\nlog:\n" + log());
+                               "); output:\n" + slurp(out_path) + "\nlog:\n" + log());
     }
     if (listening(port_)) break;
     if (Clock::now() > deadline) {
       throw std::runtime_error("sendmail_instance: Sendmail is not listening on 127.0.0.1:" + std::to_string(port_) +
                                " after " + std::to_string(options_.startup_timeout.count()) + " ms; output:\n" +
-                               read_file(out_path) + "\nlog:\n" + log());
+                               slurp(out_path) + "\nlog:\n" + log());
     }
     ::usleep(20 * 1000);
   }
@@ -655,7 +638,7 @@ std::vector<SendmailQueued> SendmailInstance::quarantined() const { return parse
 
 std::string SendmailInstance::log() const {
   if (dir_.empty()) return {};
-  return read_file(fs::path(dir_) / "maillog");
+  return slurp(fs::path(dir_) / "maillog");
 }
 
 bool SendmailInstance::wait_log(const std::string& text, std::chrono::milliseconds timeout) const {

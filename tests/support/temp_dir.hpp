@@ -4,15 +4,17 @@
 #pragma once
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <string>
-#include <vector>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace dmarc::test {
 
@@ -42,6 +44,19 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// write_file - TEXT as the whole file at PATH, then MODE; throws
+// std::runtime_error naming the path when either fails.
+inline void write_file(const std::filesystem::path& path, const std::string& text, mode_t mode = 0644) {
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + path.string());
+  }
+  if (::chmod(path.c_str(), mode) != 0)
+    throw std::runtime_error("chmod " + path.string() + ": " + std::strerror(errno));
 }
 
 // read_files_oldest_first - the contents of the regular files in DIR, by
