@@ -91,23 +91,6 @@ void make_dir(const fs::path& p, mode_t mode, uid_t uid, gid_t gid) {
   }
 }
 
-bool env_is(const char* name, std::string_view value) {
-  const char* v = std::getenv(name);
-  return v && std::string_view(v) == value;
-}
-
-// process_start_time - field 22 of /proc/PID/stat ("" if there is no such process).
-std::string process_start_time(pid_t pid) {
-  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return {};
-  std::istringstream in(stat.substr(paren + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && (in >> field); ++i) {
-  }
-  return field;
-}
-
 // --- running commands ----------------------------------------------------------
 
 struct CommandResult {

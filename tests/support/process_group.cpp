@@ -6,7 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <sstream>
 #include <utility>
+
+#include "support/temp_dir.hpp"
 
 namespace dmarc::test {
 
@@ -37,6 +41,22 @@ void stop_group(pid_t& leader, pid_t& watchdog_pid, int& watchdog_fd) noexcept {
   while (::waitpid(leader, &status, 0) < 0 && errno == EINTR) {
   }
   leader = -1;
+}
+
+std::string process_start_time(pid_t pid) {
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  const std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return {};
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && (in >> field); ++i) {
+  }
+  return field;
+}
+
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);
+  return v && std::string_view(v) == value;
 }
 
 }  // namespace dmarc::test

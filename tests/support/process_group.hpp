@@ -13,8 +13,18 @@
 
 #include <sys/types.h>
 
+#include <string>
+#include <string_view>
+
 namespace dmarc::test {
 
 void stop_group(pid_t& leader, pid_t& watchdog_pid, int& watchdog_fd) noexcept;
+
+// process_start_time - field 22 of /proc/PID/stat ("" if there is no such
+// process): with the pid, it names one process (a pid can be reused).
+std::string process_start_time(pid_t pid);
+
+// env_is - the environment variable NAME is set to VALUE.
+bool env_is(const char* name, std::string_view value);
 
 }  // namespace dmarc::test

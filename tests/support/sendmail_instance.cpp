@@ -49,22 +49,6 @@ void make_dir(const fs::path& p, mode_t mode) {
   if (::chmod(p.c_str(), mode) != 0) throw std::runtime_error(errno_text("sendmail_instance: chmod " + p.string()));
 }
 
-bool env_is(const char* name, std::string_view value) {
-  const char* v = std::getenv(name);
-  return v && std::string_view(v) == value;
-}
-
-std::string process_start_time(pid_t pid) {
-  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return {};
-  std::istringstream in(stat.substr(paren + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && (in >> field); ++i) {
-  }
-  return field;
-}
-
 bool running_not_zombie(pid_t pid) {
   if (pid <= 0 || ::kill(pid, 0) != 0) return false;
   const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
