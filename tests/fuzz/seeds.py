@@ -8,6 +8,9 @@ data read in place (../shared/conformance) and the project's own files:
   fuzz_from_header    the From field bodies of every .eml (unfolded)
   fuzz_config         conf/dmarc-milter.conf, Debian's opendmarc.conf and
                       its sample's example lines (when unpacked)
+  fuzz_session        every .eml as a milter transaction (fuzz_session.cpp's
+                      format), from a client inside and outside the SPF
+                      ranges, plus the From rewritten to the p=reject domain
 """
 import gzip
 import json
@@ -55,6 +58,50 @@ def from_bodies(path):
         yield field
 
 
+RS, GS = b"\x1e", b"\x1d"
+
+
+def esc(b):
+    return b.replace(GS, GS + GS).replace(RS, GS + RS)
+
+
+def split_eml(data):
+    """header fields (name, value as libmilter gives them) and CRLF body."""
+    data = data.replace(b"\r\n", b"\n")
+    head, _, body = data.partition(b"\n\n")
+    fields = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1][1] += b"\r\n" + line
+        elif b":" in line:
+            n, _, v = line.partition(b":")
+            fields.append([n, v])
+    return fields, body.replace(b"\n", b"\r\n")
+
+
+def session_input(opts, ip, helo, mail_from, fields, body):
+    parts = [ip, helo, mail_from, b""] + [n + b":" + v for n, v in fields] + [b""]
+    parts += [body[i:i + 1000] for i in range(0, len(body), 1000)] or [b""]
+    return bytes([opts]) + RS.join(esc(p) for p in parts)
+
+
+def session_seeds(conf, src):
+    out = []
+    emls = sorted(conf.rglob("*.eml")) + sorted((src / "tests" / "data").rglob("*.eml"))
+    for n, f in enumerate(emls):
+        fields, body = split_eml(f.read_bytes())
+        out.append(session_input(n % 4, b"203.0.113.5", b"mx.example.net", b"bounce@example.net", fields, body))
+        spoof = [[k, b" Alice <alice@reject.example>"] if k.lower() == b"from" else [k, v] for k, v in fields]
+        out.append(session_input((n + 1) % 4 | (0x20 if n % 3 == 0 else 0), b"192.0.2.10", b"mail.reject.example",
+                                 b"alice@reject.example" if n % 2 else b"", spoof, body))
+    fixture = [[b"From", b" Alice <alice@reject.example>"], [b"To", b" bob@test.example"], [b"Subject", b" hi"]]
+    out.append(session_input(0, b"192.0.2.10", b"mail.reject.example", b"alice@reject.example", fixture, b"Hello\r\n"))
+    out.append(session_input(0, b"198.51.100.7", b"helo.reject.example", b"", fixture, b"Hello\r\n"))
+    out.append(session_input(2, b"::1", b"localhost", b"x@none.example", fixture, b"Hello\r\n")
+               + RS + b"EOM" + RS + b"y@broken.example" + RS + b"auth" + RS + b"From: <y@broken.example>")
+    return out
+
+
 def main():
     out, conf, src = sys.argv[1:4]
     conf, src = pathlib.Path(conf), pathlib.Path(src)
@@ -82,6 +129,7 @@ def main():
                  if l.startswith("# ") and l[2:3].isupper()]
         configs.append("\n".join(lines).encode())
     write(out, "fuzz_config", configs)
+    write(out, "fuzz_session", session_seeds(conf, src))
 
 
 main()
