@@ -11,6 +11,10 @@ data read in place (../shared/conformance) and the project's own files:
   fuzz_session        every .eml as a milter transaction (fuzz_session.cpp's
                       format), from a client inside and outside the SPF
                       ranges, plus the From rewritten to the p=reject domain
+  fuzz_dkim           the signed messages of the DKIM data sets with their key
+                      records (stalwart, RFC 8463, Mail::DKIM's FAKE_DNS.dat,
+                      tests/data/dkim and its keys), and each key record
+                      alone as the answer for every selector
 """
 import gzip
 import json
@@ -102,6 +106,42 @@ def session_seeds(conf, src):
     return out
 
 
+def dkim_input(opts, dns, data):
+    fields, body = split_eml(data)
+    parts = [dns] + [n + b":" + v for n, v in fields] + [b""]
+    parts += [body[i:i + 700] for i in range(0, len(body), 700)] or [b""]
+    return bytes([opts]) + RS.join(esc(p) for p in parts)
+
+
+def dkim_seeds(conf, src):
+    out = []
+    dk = conf / "dkim"
+    for f in sorted((dk / "stalwart-mail-auth" / "dkim").glob("*.txt")):
+        dns, _, msg = f.read_bytes().partition(b"\n\n")
+        out.append(dkim_input(0, dns, msg))
+    out.append(dkim_input(0, (dk / "rfc8463" / "rfc8463-A2-dns.txt").read_bytes(),
+                          (dk / "rfc8463" / "rfc8463-A3-signed.eml").read_bytes()))
+    fake = [l for l in (dk / "mail-dkim-corpus" / "FAKE_DNS.dat").read_bytes().split(b"\n")
+            if l.strip() and not l.startswith(b"#")]
+    for f in sorted((dk / "mail-dkim-corpus").glob("*.txt")):
+        msg = f.read_bytes()
+        lines = []
+        for l in fake:
+            sel, _, dom = l.split(None, 1)[0].partition(b"._domainkey.")
+            if sel.lower() in msg.lower() and dom.lower() in msg.lower():
+                lines.append(b" ".join(l.split(None, 1)))
+        out.append(dkim_input(len(out) % 4 if len(out) % 5 == 0 else 0, b"\n".join(lines), msg))
+    keys = src / "tests" / "data" / "dkim" / "keys"
+    records = {k.stem: k.read_bytes().strip() for k in sorted(keys.glob("*.txt"))}
+    own = b"\n".join(b"%s._domainkey.dkim.example %s" % (k.encode(), v) for k, v in records.items())
+    msgs = sorted((src / "tests" / "data" / "dkim").rglob("*.eml"))
+    for f in msgs:
+        out.append(dkim_input(0, own, f.read_bytes()))
+    for n, (k, v) in enumerate(records.items()):
+        out.append(dkim_input(4 | (n % 4 if n % 3 == 0 else 0), b"* " + v, msgs[n % len(msgs)].read_bytes()))
+    return out
+
+
 def main():
     out, conf, src = sys.argv[1:4]
     conf, src = pathlib.Path(conf), pathlib.Path(src)
@@ -130,6 +170,7 @@ def main():
         configs.append("\n".join(lines).encode())
     write(out, "fuzz_config", configs)
     write(out, "fuzz_session", session_seeds(conf, src))
+    write(out, "fuzz_dkim", dkim_seeds(conf, src))
 
 
 main()
