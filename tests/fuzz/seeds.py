@@ -15,6 +15,8 @@ data read in place (../shared/conformance) and the project's own files:
                       records (stalwart, RFC 8463, Mail::DKIM's FAKE_DNS.dat,
                       tests/data/dkim and its keys), and each key record
                       alone as the answer for every selector
+  fuzz_spf            every test of the RFC 7208 / 4408 / pyspf suites with its
+                      zonedata (fuzz_spf.cpp's format)
 """
 import gzip
 import json
@@ -142,6 +144,42 @@ def dkim_seeds(conf, src):
     return out
 
 
+def spf_seeds(conf):
+    import yaml
+    out = []
+    for name in ("rfc7208-tests.yml", "rfc4408-tests.yml", "pyspf-test.yml"):
+        path = conf / "spf" / name
+        if not path.exists():
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc:
+                continue
+            rrs = []
+            for dom, items in (doc.get("zonedata") or {}).items():
+                has_txt = any(isinstance(i, dict) and "TXT" in i for i in items or [])
+                for item in items or []:
+                    if item == "TIMEOUT":
+                        rrs.append("%s TIMEOUT" % dom)
+                        continue
+                    if not isinstance(item, dict):
+                        continue
+                    for typ, val in item.items():
+                        if typ == "SPF":
+                            if has_txt:
+                                continue
+                            typ = "TXT"
+                        if val == "NONE":
+                            continue
+                        if isinstance(val, list):
+                            val = " ".join(str(v) for v in val) if typ == "MX" else "".join(str(v) for v in val)
+                        rrs.append("%s %s %s" % (dom, typ, val))
+            for n, t in enumerate((doc.get("tests") or {}).values()):
+                parts = [str(t.get("host", "")), str(t.get("helo", "")), str(t.get("mailfrom", ""))] + rrs
+                data = [p.encode("utf-8", "surrogateescape") for p in parts]
+                out.append(bytes([len(out) % 3]) + RS.join(esc(p) for p in data))
+    return out
+
+
 def main():
     out, conf, src = sys.argv[1:4]
     conf, src = pathlib.Path(conf), pathlib.Path(src)
@@ -171,6 +209,7 @@ def main():
     write(out, "fuzz_config", configs)
     write(out, "fuzz_session", session_seeds(conf, src))
     write(out, "fuzz_dkim", dkim_seeds(conf, src))
+    write(out, "fuzz_spf", spf_seeds(conf))
 
 
 main()
