@@ -17,6 +17,10 @@ data read in place (../shared/conformance) and the project's own files:
                       alone as the answer for every selector
   fuzz_spf            every test of the RFC 7208 / 4408 / pyspf suites with its
                       zonedata (fuzz_spf.cpp's format)
+  fuzz_report         failure reports: the header sections and From domains
+                      of the failure samples and every .eml; aggregate
+                      reports: the domains and names of the aggregate
+                      samples' XML (FuzzedDataProvider strings)
 """
 import gzip
 import json
@@ -180,6 +184,39 @@ def spf_seeds(conf):
     return out
 
 
+def fdp(strings, tail):
+    """FuzzedDataProvider input: strings from the front, numbers from the end."""
+    return b"".join(x.replace(b"\\", b"\\\\") + b"\\ " for x in strings) + tail
+
+
+def report_seeds(conf, src):
+    import re
+    out = []
+    emls = sorted((conf / "failure-samples").rglob("*.eml")) + sorted(conf.rglob("*.eml"))[:20] + \
+        sorted((src / "tests" / "data").rglob("*.eml"))
+    for n, f in enumerate(dict.fromkeys(emls)):
+        data = f.read_bytes().replace(b"\r\n", b"\n")
+        head = data.split(b"\n\n", 1)[0]
+        dom = re.search(rb"^From:.*@([^>\s]+)", head, re.M | re.I)
+        dom = dom.group(1) if dom else b"example.com"
+        strings = [b"mail." + dom, b"bounce@" + dom, b"QID%d" % n, b"Alice <alice@" + dom + b">", dom, b"sel",
+                   dom, b"bounce@" + dom, dom, dom, dom, b"sel", dom,
+                   b" mx.test.example; spf=fail smtp.mailfrom=" + dom, b"dmarc-milter/0.1", b"Mon, 7 Dec 2026 20:00:00 +0000",
+                   b"Example Org", b"<" + dom + b">", b"text of the report", head]
+        out.append(fdp(strings, bytes([n % 7, n % 3, 1])))
+    xmls = sorted((conf / "aggregate-samples").rglob("*.xml")) + sorted((conf / "schema").glob("*.xml"))
+    for n, f in enumerate(xmls):
+        text = f.read_bytes()
+        def tag(t):
+            m = re.search(rb"<" + t + rb">([^<]*)</" + t + rb">", text)
+            return m.group(1) if m else b""
+        strings = [tag(b"org_name"), tag(b"email"), tag(b"extra_contact_info"), tag(b"report_id"), b"", tag(b"domain"),
+                   tag(b"fo") or b"0", tag(b"header_from"), tag(b"envelope_from"), tag(b"envelope_to"), b"comment",
+                   tag(b"domain"), tag(b"selector")]
+        out.append(fdp(strings, bytes([n % 5, 2, n % 3, 0])))
+    return out
+
+
 def main():
     out, conf, src = sys.argv[1:4]
     conf, src = pathlib.Path(conf), pathlib.Path(src)
@@ -210,6 +247,7 @@ def main():
     write(out, "fuzz_session", session_seeds(conf, src))
     write(out, "fuzz_dkim", dkim_seeds(conf, src))
     write(out, "fuzz_spf", spf_seeds(conf))
+    write(out, "fuzz_report", report_seeds(conf, src))
 
 
 main()
