@@ -20,7 +20,7 @@ BUILD=${FUZZ_BUILD_DIR:-$here/build-fuzz}
 RUNS=${FUZZ_RUNS:-1000000}
 SEED=${FUZZ_SEED:-1}
 CONF=$(cd "$here/.." && pwd)/shared/conformance
-TARGETS="fuzz_dmarc_record fuzz_from_header fuzz_auth_results fuzz_config fuzz_session fuzz_dkim fuzz_spf fuzz_report"
+TARGETS="fuzz_dmarc_record fuzz_from_header fuzz_auth_results fuzz_config fuzz_session fuzz_dkim fuzz_spf fuzz_report fuzz_store"
 
 command -v clang++ >/dev/null || { echo "run-fuzz.sh: clang++ is missing (packaging/install-deps.sh --test)" >&2; exit 1; }
 mkdir -p "$BUILD"

@@ -21,6 +21,8 @@ data read in place (../shared/conformance) and the project's own files:
                       of the failure samples and every .eml; aggregate
                       reports: the domains and names of the aggregate
                       samples' XML (FuzzedDataProvider strings)
+  fuzz_store          the same samples' domains, addresses and names as rows
+                      written through the Store and as raw rows
 """
 import gzip
 import json
@@ -217,6 +219,22 @@ def report_seeds(conf, src):
     return out
 
 
+def store_seeds(conf):
+    import re
+    out = []
+    xmls = sorted((conf / "aggregate-samples").rglob("*.xml")) + sorted((conf / "schema").glob("*.xml"))
+    for n, f in enumerate(xmls):
+        text = f.read_bytes()
+        vals = re.findall(rb"<(?:domain|header_from|envelope_from|source_ip|org_name|report_id|selector|email|comment)>"
+                          rb"([^<]*)<", text)[:40]
+        if not vals:
+            continue
+        # round trip (last byte even), then hostile rows (last byte odd)
+        out.append(fdp(vals, bytes([n % 4, 1, n % 3, 0])))
+        out.append(fdp(vals, bytes([2, 0, 4, 0, 1, 3, 1])))
+    return out
+
+
 def main():
     out, conf, src = sys.argv[1:4]
     conf, src = pathlib.Path(conf), pathlib.Path(src)
@@ -248,6 +266,7 @@ def main():
     write(out, "fuzz_dkim", dkim_seeds(conf, src))
     write(out, "fuzz_spf", spf_seeds(conf))
     write(out, "fuzz_report", report_seeds(conf, src))
+    write(out, "fuzz_store", store_seeds(conf))
 
 
 main()
