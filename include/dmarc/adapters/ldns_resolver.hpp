@@ -27,7 +27,9 @@
 //   (no randomisation); up to `tries` rounds are made. SERVFAIL and REFUSED
 //   move on to the next server, like timeouts. A truncated UDP answer is
 //   repeated over TCP (ldns fallback; when no EDNS was sent ldns first
-//   retries UDP with a 4096-octet EDNS size). Answers whose ID or question
+//   retries UDP with a 4096-octet EDNS size); an answer still truncated
+//   after that (TC over TCP too, or tcp_fallback off) is TempFail
+//   ("truncated answer from ..."), never data. Answers whose ID or question
 //   does not match the query are ignored (treated as no answer).
 //
 //   CNAME chains in the answer section are followed from the name asked

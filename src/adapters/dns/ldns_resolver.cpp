@@ -485,6 +485,13 @@ LdnsResolver::Impl::Exchange LdnsResolver::Impl::exchange(HandleSet& set, const 
         ex.failure = failure(DnsStatus::TempFail, rcode_name(rc) + " from " + server);
         continue;
       }
+      // Still truncated after ldns' TCP fallback (TC over TCP, or the
+      // fallback off): what did not fit is missing, not absent. Reading it
+      // as NoData would be "no DMARC record" for a domain that has one.
+      if (ldns_pkt_tc(answer.get())) {
+        ex.failure = failure(DnsStatus::TempFail, "truncated answer from " + server);
+        continue;
+      }
       ex.pkt = std::move(answer);
       ex.server = server;
       return ex;
