@@ -118,6 +118,10 @@ void Recorder::run() {
 
   auto fail = [&](const std::string& why) {
     store_ok_ = false;
+    // The next try opens the store again: a database file deleted or
+    // replaced under us is then created afresh at its path (a connection
+    // kept open would go on writing into the unlinked file).
+    store.reset();
     if (!failing) {
       spdlog::error("recording stopped: {}; mail keeps flowing; retrying every {} s", why,
                     std::chrono::duration_cast<std::chrono::seconds>(retry_interval_).count());

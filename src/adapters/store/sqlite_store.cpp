@@ -126,6 +126,15 @@ class SqliteStore final : public Store {
   }
   std::optional<std::string> setup();
   void rollback() noexcept { sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr); }
+  // moved - an error when the file at path_ is no longer the one this
+  // connection has open (deleted or replaced under a running program):
+  // writing on would commit into an unlinked inode, lost when it closes.
+  std::optional<StoreError> moved() const {
+    int has_moved = 0;
+    if (sqlite3_file_control(db_.get(), "main", SQLITE_FCNTL_HAS_MOVED, &has_moved) == SQLITE_OK && has_moved)
+      return StoreError{describe() + ": the database file was deleted or replaced; open it again"};
+    return std::nullopt;
+  }
 
   std::string path_;
   DbPtr db_;
@@ -259,6 +268,7 @@ Expected<std::shared_ptr<Store>, std::string> SqliteStore::open(const std::strin
 
 std::optional<StoreError> SqliteStore::add(const std::vector<AggregateRecord>& batch) {
   if (batch.empty()) return std::nullopt;
+  if (auto e = moved()) return e;
   if (auto e = exec("BEGIN IMMEDIATE", "begin")) return StoreError{*e};
   sqlite3_stmt* s = upsert_.get();
   for (const AggregateRecord& r : batch) {
@@ -507,6 +517,7 @@ std::string encode_feedback(const FeedbackReport& f) {
 
 std::optional<StoreError> SqliteStore::add_failure_jobs(const std::vector<FailureJob>& jobs) {
   if (jobs.empty()) return std::nullopt;
+  if (auto e = moved()) return e;
   std::string err;
   StmtPtr q = prepare(
       "INSERT INTO failure_jobs (created, reported_domain, policy_domain, ruf, feedback, original, whole_message,"
