@@ -139,21 +139,22 @@ TEST_CASE("report faults: the command crashes or hangs on one report of a run: t
           "[run][faults]") {
   World w;
   w.three_domains();
-  std::string fault, expect;
-  milliseconds timeout(10000);
-  SECTION("killed by SIGSEGV after reading the mail") {
-    fault = "cat >/dev/null; kill -SEGV $$";
-    expect = "killed by signal 11";
-  }
-  SECTION("killed by SIGKILL before reading the mail") {
-    fault = "kill -KILL $$";
-    expect = "killed by signal 9";
-  }
-  SECTION("hangs: killed at ReportCommand's timeout") {
-    fault = "sleep 300";
-    expect = "no exit within 1500 ms; killed";
-    timeout = milliseconds(1500);
-  }
+  struct Fault {
+    const char* name;
+    std::string script, expect;
+    milliseconds timeout;
+  };
+  // The command for b's report: killed by SIGSEGV after reading the mail,
+  // by SIGKILL before, or hanging until killed at its timeout.
+  const Fault f = GENERATE(values<Fault>({
+      {"SIGSEGV", "cat >/dev/null; kill -SEGV $$", "killed by signal 11", milliseconds(10000)},
+      {"SIGKILL", "kill -KILL $$", "killed by signal 9", milliseconds(10000)},
+      {"hang", "sleep 300", "no exit within 1500 ms; killed", milliseconds(1500)},
+  }));
+  INFO("fault: " << f.name);
+  const std::string& fault = f.script;
+  const std::string& expect = f.expect;
+  const milliseconds timeout = f.timeout;
   auto bad = w.faulty("*@b.example.com*", fault, timeout);
   auto start = std::chrono::steady_clock::now();
   auto r = w.run(*bad);
@@ -185,16 +186,9 @@ TEST_CASE("report faults: the command fails for one recipient of several: the ot
   World w;
   REQUIRE_FALSE(w.store()->add({frow("example.com", {"mailto:one@example.com", "mailto:rua@reports.example.net",
                                                      "mailto:two@example.com"})}));
-  int code = 0;
-  ReportStatus after = ReportStatus::Pending;
-  SECTION("exit 75 (EX_TEMPFAIL)") {
-    code = 75;
-    after = ReportStatus::Pending;
-  }
-  SECTION("exit 67 (EX_NOUSER)") {
-    code = 67;
-    after = ReportStatus::Failed;
-  }
+  // exit 75 (EX_TEMPFAIL) is temporary, 67 (EX_NOUSER) permanent.
+  const int code = GENERATE(75, 67);
+  const ReportStatus after = code == 75 ? ReportStatus::Pending : ReportStatus::Failed;
   auto bad = w.faulty("*two@example.com*", "cat >/dev/null; echo 'no such user' >&2; exit " + std::to_string(code));
   auto r = w.run(*bad);
   INFO(w.all_log());
@@ -235,15 +229,11 @@ TEST_CASE("report faults: dmarc-report killed (SIGKILL) in the middle of a run, 
   w.three_domains();
   // The run is a child process; the command for b's report kills it
   // (SIGKILL to the command's parent) - before the mail is taken, or after.
-  bool after_delivery = false;
-  std::string fault;
-  SECTION("killed before the command took b's mail") {
-    fault = "kill -KILL $PPID; sleep 5; exit 1";
-  }
-  SECTION("killed after the command took b's mail") {
-    after_delivery = true;
-    fault = "f=$(mktemp " + w.mail_dir + "/mail.XXXXXX); cat > $f; echo \"$@\" > $f.rcpt; kill -KILL $PPID; exit 0";
-  }
+  const bool after_delivery = GENERATE(false, true);
+  INFO((after_delivery ? "killed after the command took b's mail" : "killed before the command took b's mail"));
+  const std::string fault =
+      after_delivery ? "f=$(mktemp " + w.mail_dir + "/mail.XXXXXX); cat > $f; echo \"$@\" > $f.rcpt; kill -KILL $PPID; exit 0"
+                     : "kill -KILL $PPID; sleep 5; exit 1";
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
