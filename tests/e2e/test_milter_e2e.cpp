@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/fault_dns.hpp"
 #include "support/dkim_signer.hpp"
 #include "support/milter_process.hpp"
 #include "support/nsd_server.hpp"
@@ -45,20 +46,6 @@ namespace {
 const std::string kZones = std::string(DMARC_TEST_DATA_DIR) + "/e2e/zones";
 const std::string kKey = std::string(DMARC_TEST_DATA_DIR) + "/dkim/keys/rsa2048.pem";
 
-// The lower-cased query name of a DNS message (RFC 1035 4.1.2), or "".
-std::string qname(const std::string& q) {
-  std::string name;
-  std::size_t i = 12;
-  while (i < q.size()) {
-    auto len = static_cast<unsigned char>(q[i]);
-    if (len == 0) break;
-    if (len > 63 || i + 1 + len > q.size()) return {};
-    if (!name.empty()) name += '.';
-    for (std::size_t k = 0; k < len; ++k) name += static_cast<char>(std::tolower(static_cast<unsigned char>(q[i + 1 + k])));
-    i += 1 + len;
-  }
-  return name;
-}
 
 std::string base_config(std::uint16_t dns_port, const std::string& extra) {
   return "Syslog no\n"
@@ -77,7 +64,7 @@ struct World {
   explicit World(const std::string& extra)
       : nsd(options()),
         proxy([this](const std::string& q) {
-          std::string n = qname(q);
+          std::string n = dmarc::test::qname(q);
           if (n == "slow.timeout.example" || (n.size() > 21 && n.substr(n.size() - 21) == ".slow.timeout.example"))
             return std::string();  // dropped: the resolver times out
           if (n.rfind("silent._domainkey.", 0) == 0) return std::string();  // a key server that never answers
