@@ -42,6 +42,7 @@
 #include <tuple>
 #include <vector>
 
+#include "fuzz_split.hpp"
 #include "adapters/dkim/dkim_key_record.hpp"
 #include "adapters/dkim/dkim_tags.hpp"
 #include "dmarc/adapters/dkim.hpp"
@@ -89,18 +90,7 @@ class KeyZone : public Resolver {
   }
 };
 
-std::vector<std::string> split(std::string_view in) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '\x1d' && i + 1 < in.size())
-      out.back() += in[++i];
-    else if (in[i] == '\x1e')
-      out.emplace_back();
-    else
-      out.back() += in[i];
-  }
-  return out;
-}
+using dmarc::fuzz::split;
 
 using Row = std::tuple<AuthResult, std::string, std::string, std::string, unsigned, bool, bool>;
 

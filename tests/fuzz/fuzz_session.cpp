@@ -43,6 +43,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_split.hpp"
 #include "dmarc/config/config.hpp"
 #include "dmarc/core/auth_results.hpp"
 #include "dmarc/core/domain.hpp"
@@ -256,20 +257,7 @@ void verify(int which, const std::string& ip, const std::string& auth, const Mes
   }
 }
 
-// split - INPUT at RS; GS (0x1D) makes the byte after it literal.
-std::vector<std::string> split(std::string_view in) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '\x1d' && i + 1 < in.size()) {
-      out.back() += in[++i];
-    } else if (in[i] == '\x1e') {
-      out.emplace_back();
-    } else {
-      out.back() += in[i];
-    }
-  }
-  return out;
-}
+using dmarc::fuzz::split;
 
 void send(Session& s, const Message& m, const char* qid) {
   s.envfrom(m.mail_from, m.auth, qid);

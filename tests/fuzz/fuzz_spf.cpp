@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_split.hpp"
 #include "dmarc/adapters/spf.hpp"
 #include "dmarc/core/domain.hpp"
 #include "support/static_resolver.hpp"
@@ -81,18 +82,7 @@ class Zone : public Resolver {
   }
 };
 
-std::vector<std::string> split(std::string_view in) {
-  std::vector<std::string> out(1);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '\x1d' && i + 1 < in.size())
-      out.back() += in[++i];
-    else if (in[i] == '\x1e')
-      out.emplace_back();
-    else
-      out.back() += in[i];
-  }
-  return out;
-}
+using dmarc::fuzz::split;
 
 void add_rr(test::StaticResolver& z, const std::string& rr) {
   std::size_t sp = rr.find(' ');
